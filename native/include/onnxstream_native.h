@@ -63,13 +63,13 @@ typedef enum osn_binary_operation {
   OSN_BINARY_DIVIDE = 3,
 } osn_binary_operation;
 
-typedef enum osn_flags {
+typedef enum osn_flag {
   /* Fully connected: weights are [input_channels][output_channels] (ONNX MatMul's B) instead of
      XNNPACK's [output_channels][input_channels] (Gemm with transB, torch Linear). */
   OSN_FLAG_TRANSPOSE_WEIGHTS = 1,
   /* Batch matmul: B is [n][k] instead of [k][n]. */
   OSN_FLAG_TRANSPOSE_B = 2,
-} osn_flags;
+} osn_flag;
 
 /* Bits of osn_capabilities(). */
 typedef enum osn_capability {
@@ -204,6 +204,8 @@ OSN_API int32_t osn_binary_qu8(osn_binary_operation operation, size_t a_rank, co
     const uint8_t* b, osn_quantization b_quantization, uint8_t* output,
     osn_quantization output_quantization, osn_threadpool* pool);
 
+/* Sigmoid of `count` contiguous elements. The qu8 output must use scale 1/256 and zero point 0, as
+   XNNPACK's qu8 sigmoid requires. */
 OSN_API int32_t osn_sigmoid_f32(size_t count, const float* input, float* output, osn_threadpool* pool);
 OSN_API int32_t osn_sigmoid_qu8(size_t count, const uint8_t* input, osn_quantization input_quantization,
     uint8_t* output, osn_quantization output_quantization, osn_threadpool* pool);

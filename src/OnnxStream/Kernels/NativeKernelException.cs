@@ -1,0 +1,31 @@
+namespace OnnxStream;
+
+/// <summary>Why a native kernel call failed (the shim's <c>osn_status</c>).</summary>
+public enum NativeKernelStatus
+{
+    /// <summary>No failure.</summary>
+    Ok = 0,
+    /// <summary>A size, shape, pointer or parameter was wrong.</summary>
+    InvalidArgument = 1,
+    /// <summary>The pinned XNNPACK has no kernel for this data type or parameter combination.</summary>
+    Unsupported = 2,
+    /// <summary>The kernel needs an instruction set this processor lacks (e.g. f16 without AVX2).</summary>
+    UnsupportedHardware = 3,
+    /// <summary>Native memory could not be allocated.</summary>
+    OutOfMemory = 4,
+    /// <summary>XNNPACK could not be initialized.</summary>
+    Uninitialized = 5,
+    /// <summary>An unexpected XNNPACK failure.</summary>
+    InternalError = 6,
+}
+
+/// <summary>A native kernel call failed; the message is the shim's error text.</summary>
+public sealed class NativeKernelException : Exception
+{
+    /// <summary>Creates the exception for a failed call.</summary>
+    public NativeKernelException(NativeKernelStatus status, string message)
+        : base($"{message} ({status})") => Status = status;
+
+    /// <summary>The shim's status code.</summary>
+    public NativeKernelStatus Status { get; }
+}

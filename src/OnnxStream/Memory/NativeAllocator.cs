@@ -1,0 +1,64 @@
+using System.Runtime.InteropServices;
+using OnnxStream.Interop;
+
+namespace OnnxStream.Memory;
+
+/// <summary>
+/// The one place tensor memory comes from: aligned native blocks, over-allocated by the bytes XNNPACK
+/// may read past an input's end, and accounted so a run can report its current and peak bytes and a
+/// test can assert that everything allocated was freed.
+/// </summary>
+public sealed unsafe class NativeAllocator
+{
+    /// <summary>Alignment of every block: a cache line, and enough for any SIMD load.</summary>
+    public const int Alignment = 64;
+
+    /// <summary>Bytes allocated past each block's end because XNNPACK may read them.</summary>
+    public static int OverAllocationBytes => (int)OsnLimits.ExtraBytes;
+
+    private long _currentBytes;
+    private long _peakBytes;
+    private long _liveBlocks;
+
+    /// <summary>The allocator used when none is given.</summary>
+    public static NativeAllocator Shared { get; } = new();
+
+    /// <summary>Bytes held now (as requested, without the over-allocation).</summary>
+    public long CurrentBytes => Interlocked.Read(ref _currentBytes);
+
+    /// <summary>The most bytes held at once since creation or <see cref="ResetPeak"/>.</summary>
+    public long PeakBytes => Interlocked.Read(ref _peakBytes);
+
+    /// <summary>Blocks allocated and not yet freed.</summary>
+    public long LiveBlocks => Interlocked.Read(ref _liveBlocks);
+
+    /// <summary>Restarts peak tracking from the current byte count.</summary>
+    public void ResetPeak() => Interlocked.Exchange(ref _peakBytes, CurrentBytes);
+
+    /// <summary>Allocates <paramref name="bytes"/> (plus the over-allocation, zeroed).</summary>
+    /// <exception cref="OutOfMemoryException">The system has no block of that size.</exception>
+    internal void* Allocate(nuint bytes)
+    {
+        var total = bytes + (nuint)OverAllocationBytes;
+        var pointer = NativeMemory.AlignedAlloc(total, Alignment);
+        if (pointer == null)
+            throw new OutOfMemoryException($"Could not allocate {bytes} bytes of native memory.");
+        NativeMemory.Clear((byte*)pointer + bytes, (nuint)OverAllocationBytes);
+        var now = Interlocked.Add(ref _currentBytes, (long)bytes);
+        Interlocked.Increment(ref _liveBlocks);
+        long peak;
+        while (now > (peak = Interlocked.Read(ref _peakBytes)) &&
+               Interlocked.CompareExchange(ref _peakBytes, now, peak) != peak)
+        {
+        }
+        return pointer;
+    }
+
+    /// <summary>Frees a block from <see cref="Allocate"/> of <paramref name="bytes"/>.</summary>
+    internal void Free(void* pointer, nuint bytes)
+    {
+        NativeMemory.AlignedFree(pointer);
+        Interlocked.Add(ref _currentBytes, -(long)bytes);
+        Interlocked.Decrement(ref _liveBlocks);
+    }
+}
