@@ -62,8 +62,7 @@ internal sealed class FullyConnectedTests : KernelTestBase
         {
             output.Span.Clear();
             op.Run(pool, batch, inputBuffer, output);
-            // f16 accumulation: each of the `inputs` products carries ~2^-11 relative error.
-            Reference.AssertClose(Reference.ToFloat(output.Span), expected, 2e-3, 2e-3 * Math.Sqrt(inputs));
+            Reference.AssertCloseFloat16Sums(output.Span, expected, inputs);
         });
     }
 

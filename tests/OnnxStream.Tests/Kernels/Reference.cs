@@ -47,6 +47,17 @@ internal static class Reference
         }
     }
 
+    /// <summary>
+    /// Asserts a float16 kernel's dot products (of <paramref name="k"/> terms each) against a float64 reference.
+    /// XNNPACK's f16 kernels accumulate in f16, so each of the k additions rounds by up to 2^-11 of the
+    /// partial sum; as a random walk that is about 2^-11·√k·|sum|, and 4 standard deviations give 2^-9·√k·rms.
+    /// </summary>
+    public static void AssertCloseFloat16Sums(ReadOnlySpan<Half> actual, float[] expected, int k)
+    {
+        var rms = Math.Sqrt(expected.Average(v => (double)v * v));
+        AssertClose(ToFloat(actual), expected, Math.Pow(2, -10), Math.Pow(2, -9) * Math.Sqrt(k) * rms);
+    }
+
     /// <summary>output[b, o] = Σᵢ input[b, i]·W[o, i] + bias[o]; W is [out, in], or [in, out] if transposed.</summary>
     public static float[] FullyConnected(float[] input, float[] weights, float[]? bias, int batch, int inputs, int outputs, bool transposed)
     {
