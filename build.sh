@@ -83,6 +83,8 @@ run_tests() {
   rm -rf "$ARTIFACTS/test-results"
   dotnet test OnnxStream.sln -c $CONFIGURATION --no-build -nologo \
     --logger "trx;LogFileName=results.trx" --results-directory "$ARTIFACTS/test-results"
+  log "NUnit kernel tests (linux-arm64, under qemu-user)"
+  bash cmake/run-arm64-nunit.sh
 }
 
 case "${1:-}" in

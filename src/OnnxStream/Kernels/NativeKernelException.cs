@@ -1,22 +1,24 @@
+using OnnxStream.Interop;
+
 namespace OnnxStream;
 
-/// <summary>Why a native kernel call failed (the shim's <c>osn_status</c>).</summary>
+/// <summary>Why a native kernel call failed (the shim's <c>osn_status</c>, whose values these are).</summary>
 public enum NativeKernelStatus
 {
     /// <summary>No failure.</summary>
-    Ok = 0,
+    Ok = OsnStatus.Ok,
     /// <summary>A size, shape, pointer or parameter was wrong.</summary>
-    InvalidArgument = 1,
+    InvalidArgument = OsnStatus.InvalidArgument,
     /// <summary>The pinned XNNPACK has no kernel for this data type or parameter combination.</summary>
-    Unsupported = 2,
+    Unsupported = OsnStatus.Unsupported,
     /// <summary>The kernel needs an instruction set this processor lacks (e.g. f16 without AVX2).</summary>
-    UnsupportedHardware = 3,
+    UnsupportedHardware = OsnStatus.UnsupportedHardware,
     /// <summary>Native memory could not be allocated.</summary>
-    OutOfMemory = 4,
+    OutOfMemory = OsnStatus.OutOfMemory,
     /// <summary>XNNPACK could not be initialized.</summary>
-    Uninitialized = 5,
+    Uninitialized = OsnStatus.Uninitialized,
     /// <summary>An unexpected XNNPACK failure.</summary>
-    InternalError = 6,
+    InternalError = OsnStatus.InternalError,
 }
 
 /// <summary>A native kernel call failed; the message is the shim's error text.</summary>
