@@ -87,7 +87,7 @@ internal enum OsnCapability
 internal enum OsnMatmulAlgorithm
 {
     /// <summary>
-    /// Pick by shape: DIRECT when few rows make packing B cost more than it saves.
+    /// Pick by shape: DIRECT when A has few rows per thread (packing B would cost more than it saves).
     /// </summary>
     Auto = 0,
     /// <summary>

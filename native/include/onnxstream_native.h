@@ -79,7 +79,7 @@ typedef enum osn_capability {
 
 /* How osn_batch_matmul_* computes. */
 typedef enum osn_matmul_algorithm {
-  /* Pick by shape: DIRECT when few rows make packing B cost more than it saves. */
+  /* Pick by shape: DIRECT when A has few rows per thread (packing B would cost more than it saves). */
   OSN_MATMUL_AUTO = 0,
   /* Per batch item, pack B into an XNNPACK fully-connected operator and run A through it. */
   OSN_MATMUL_PACKED_GEMM = 1,

@@ -6,8 +6,11 @@
 
 #include "osn_internal.h"
 
-/* Measured with tests/OnnxStream.Benchmarks (matmul): below this many rows DIRECT wins. */
-#define OSN_DIRECT_MAX_ROWS 4
+/* AUTO picks DIRECT for m <= this many rows per thread. Measured with `onnxstream bench-kernels`
+   (2-core x86-64, AVX-512): packing B is single-threaded and costs as much as a few rows of GEMM, while
+   DIRECT scales with threads; at 8 x [16x1024]x[1024x40] PACKED_GEMM wins with 1 thread (0.40 vs 0.55 ms)
+   and DIRECT with 2 (0.27 vs 0.47 ms). */
+#define OSN_DIRECT_MAX_ROWS_PER_THREAD 8
 #define ROW_TILE 4
 #define COL_TILE 256
 
@@ -117,7 +120,10 @@ int32_t osn_batch_matmul_f32(size_t batch, size_t m, size_t k, size_t n, const f
       (flags & OSN_FLAG_TRANSPOSE_B) != 0};
   int32_t status = check_problem("batch matmul f32", &p, flags, algorithm, pool);
   if (status != OSN_STATUS_OK) return status;
-  if (algorithm == OSN_MATMUL_AUTO) algorithm = m <= OSN_DIRECT_MAX_ROWS ? OSN_MATMUL_DIRECT : OSN_MATMUL_PACKED_GEMM;
+  if (algorithm == OSN_MATMUL_AUTO) {
+    const size_t threads = pthreadpool_get_threads_count(osn_pool(pool));
+    algorithm = m <= OSN_DIRECT_MAX_ROWS_PER_THREAD * threads ? OSN_MATMUL_DIRECT : OSN_MATMUL_PACKED_GEMM;
+  }
   return algorithm == OSN_MATMUL_DIRECT ? direct(&p, osn_pool(pool)) : packed_gemm(&p, OSN_DATATYPE_F32, osn_pool(pool));
 }
 

@@ -6,7 +6,7 @@ namespace OnnxStream.Kernels;
 /// <summary>How <see cref="BatchMatMulKernel"/> computes.</summary>
 public enum MatMulAlgorithm
 {
-    /// <summary>Chosen by shape: <see cref="Direct"/> for a few rows, else <see cref="PackedGemm"/>.</summary>
+    /// <summary>Chosen by shape: <see cref="Direct"/> for a few rows per thread, else <see cref="PackedGemm"/>.</summary>
     Auto = OsnMatmulAlgorithm.Auto,
     /// <summary>Packs each B into an XNNPACK fully-connected operator and runs A through it.</summary>
     PackedGemm = OsnMatmulAlgorithm.PackedGemm,
