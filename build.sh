@@ -15,7 +15,7 @@ ROOT=$PWD
 CONFIGURATION=Release
 ARTIFACTS=$ROOT/artifacts
 
-APT_PACKAGES=(cmake clang libxnnpack-dev libpthreadpool-dev patchelf)
+APT_PACKAGES=(cmake clang libxnnpack-dev libpthreadpool-dev patchelf libonnx-dev)
 APT_PACKAGES_ARM64=(gcc-aarch64-linux-gnu qemu-user-static)
 
 log() { printf '\n== %s\n' "$*"; }

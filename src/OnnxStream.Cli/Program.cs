@@ -1,7 +1,21 @@
 using System.CommandLine;
+using OnnxStream;
 using OnnxStream.Cli;
+using OnnxStream.Graph;
+using OnnxStream.Operators;
 
 var root = new RootCommand("onnxstream: run large ONNX models in a small, predictable amount of RAM.");
 root.Subcommands.Add(VersionCommand.Create());
+root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(BenchKernelsCommand.Create());
-return root.Parse(args).Invoke();
+try
+{
+    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (e is ArgumentException or ModelFormatException or OperatorException or IOException
+                              or FormatException or NativeKernelException or OperationCanceledException)
+{
+    // Bad input is the user's to fix: say what and where, without a stack trace.
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}

@@ -1,0 +1,60 @@
+using System.CommandLine;
+using OnnxStream.Runtime;
+using OnnxStream.Tensors;
+
+namespace OnnxStream.Cli;
+
+/// <summary><c>onnxstream run</c>: runs a model on .npy inputs and writes its outputs as .npy files.</summary>
+internal static class RunCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model") { Description = "A model.txt or a model folder.", Required = true };
+        var inputs = new Option<string[]>("--input") { Description = "NAME=FILE.npy, once per model input.", AllowMultipleArgumentsPerToken = true };
+        var outputDir = new Option<string>("--output-dir") { Description = "Where to write each output as NAME.npy.", Required = true };
+        var provider = new Option<string>("--provider") { Description = "How weights are read: prefetch, nocache or ram.", DefaultValueFactory = _ => "prefetch" };
+        provider.AcceptOnlyFromAmong("prefetch", "nocache", "ram");
+        var threads = new Option<int>("--threads") { Description = "Threads for the kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var extra = new Option<string[]>("--extra-output") { Description = "An intermediate tensor to write too.", AllowMultipleArgumentsPerToken = true };
+        var trace = new Option<bool>("--trace") { Description = "Print each operation's time and the bytes held after it." };
+        var command = new Command("run", "Run a model on .npy inputs.") { model, inputs, outputDir, provider, threads, extra, trace };
+        command.SetAction((result, cancellationToken) =>
+        {
+            var options = new InferenceSessionOptions
+            {
+                Threads = result.GetValue(threads),
+                WeightsProvider = result.GetValue(provider) switch { "nocache" => WeightsProviderKind.NoCache, "ram" => WeightsProviderKind.Ram, _ => WeightsProviderKind.Prefetch },
+                Trace = result.GetValue(trace),
+            };
+            if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
+            using var session = new InferenceSession(Graph.ModelTextReader.Read(result.GetValue(model)!), options);
+            var tensors = new Dictionary<string, Tensor>();
+            try
+            {
+                foreach (var pair in result.GetValue(inputs) ?? [])
+                {
+                    var equals = pair.IndexOf('=');
+                    if (equals <= 0) throw new ArgumentException($"--input '{pair}' is not NAME=FILE.npy.");
+                    tensors[pair[..equals]] = NpyFile.Read(pair[(equals + 1)..], session.Allocator);
+                }
+                using var run = session.Run(tensors, result.GetValue(extra), cancellationToken);
+                var directory = Directory.CreateDirectory(result.GetValue(outputDir)!);
+                foreach (var (name, tensor) in run.Outputs)
+                {
+                    var file = Path.Combine(directory.FullName, name.Replace('/', '_') + ".npy");
+                    NpyFile.Write(file, tensor);
+                    Console.WriteLine($"{name}: {tensor} -> {file}");
+                }
+                foreach (var op in run.Trace ?? [])
+                    Console.WriteLine($"{op.OpType,-14} {op.Milliseconds,9:F2} ms {op.LiveBytes / 1048576.0,9:F1} MiB  {op.Node}");
+                Console.WriteLine($"time {run.Elapsed.TotalSeconds:F3} s, peak tracked {run.PeakBytes / 1048576.0:F1} MiB ({run.PeakBytes} bytes)");
+                return Task.FromResult(0);
+            }
+            finally
+            {
+                foreach (var tensor in tensors.Values) tensor.Dispose();
+            }
+        });
+        return command;
+    }
+}

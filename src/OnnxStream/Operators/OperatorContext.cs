@@ -1,0 +1,76 @@
+using OnnxStream.Graph;
+using OnnxStream.Kernels;
+using OnnxStream.Memory;
+using OnnxStream.Tensors;
+
+namespace OnnxStream.Operators;
+
+/// <summary>What an operator sees of one node's execution: inputs, attributes, threads, output allocation.</summary>
+public sealed class OperatorContext
+{
+    private readonly Tensor?[] _inputs;
+    private readonly Tensor?[] _outputs;
+
+    internal OperatorContext(GraphNode node, Tensor?[] inputs, XnnThreadPool pool, NativeAllocator allocator)
+    {
+        Node = node;
+        _inputs = inputs;
+        _outputs = new Tensor?[node.Outputs.Length];
+        Pool = pool;
+        Allocator = allocator;
+        Parallel = new ParallelOptions { MaxDegreeOfParallelism = pool.ThreadCount };
+    }
+
+    /// <summary>The node being executed.</summary>
+    public GraphNode Node { get; }
+
+    /// <summary>The node's attributes.</summary>
+    public NodeAttributes Attributes => Node.Attributes;
+
+    /// <summary>The native kernels' thread pool.</summary>
+    public XnnThreadPool Pool { get; }
+
+    /// <summary>Options that bound managed parallel loops to the same number of threads.</summary>
+    public ParallelOptions Parallel { get; }
+
+    /// <summary>Where outputs and scratch tensors come from (so they are accounted).</summary>
+    public NativeAllocator Allocator { get; }
+
+    /// <summary>Number of input positions (omitted optional inputs included).</summary>
+    public int InputCount => _inputs.Length;
+
+    /// <summary>Number of outputs the node declares.</summary>
+    public int OutputCount => _outputs.Length;
+
+    /// <summary>A required input.</summary>
+    public Tensor Input(int index) =>
+        OptionalInput(index) ?? throw Error($"input {index} is required but missing");
+
+    /// <summary>An optional input, or null when omitted or beyond the inputs given.</summary>
+    public Tensor? OptionalInput(int index) => index < _inputs.Length ? _inputs[index] : null;
+
+    /// <summary>Allocates output <paramref name="index"/>.</summary>
+    public Tensor Output(int index, ElementType type, ReadOnlySpan<int> shape, Quantization? quantization = null)
+    {
+        if (index >= _outputs.Length) throw Error($"has {_outputs.Length} outputs; output {index} does not exist");
+        if (_outputs[index] is not null) throw Error($"output {index} was allocated twice");
+        foreach (var dimension in shape)
+            if (dimension < 0) throw Error($"output {index} would have a negative dimension [{string.Join(',', shape.ToArray())}]");
+        return _outputs[index] = Tensor.Allocate(type, shape, Allocator, quantization);
+    }
+
+    /// <summary>A scratch tensor the operator must dispose itself.</summary>
+    public Tensor Scratch(ElementType type, ReadOnlySpan<int> shape) => Tensor.Allocate(type, shape, Allocator);
+
+    /// <summary>An exception naming the node, for bad inputs or attributes.</summary>
+    public OperatorException Error(string message) => new($"{Node}: {message}");
+
+    internal Tensor?[] Outputs => _outputs;
+}
+
+/// <summary>An operator could not run on its inputs; the message names the node.</summary>
+public sealed class OperatorException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public OperatorException(string message, Exception? inner = null) : base(message, inner) { }
+}

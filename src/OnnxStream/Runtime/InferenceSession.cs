@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Options;
+using OnnxStream.Graph;
+using OnnxStream.Kernels;
+using OnnxStream.Memory;
+using OnnxStream.Operators;
+using OnnxStream.Tensors;
+using OnnxStream.Weights;
+
+namespace OnnxStream.Runtime;
+
+/// <summary>
+/// Runs a model one operation at a time, in order, holding only what the current operation needs:
+/// each activation is freed right after its last consumer, and weights come from the weights provider
+/// just before their operation and go back right after it.
+/// </summary>
+public sealed class InferenceSession : IDisposable
+{
+    private readonly IWeightsProvider _weights;
+    private readonly XnnThreadPool _pool;
+    private readonly IOperator[] _operators;
+    private readonly Dictionary<string, int> _uses = [];
+    private readonly bool _trace;
+
+    /// <summary>Loads a model (a model.txt or a model folder) and prepares to run it.</summary>
+    /// <exception cref="ModelFormatException">The model is malformed or uses an unsupported operator.</exception>
+    public InferenceSession(string modelPath, IOptions<InferenceSessionOptions> options, OperatorRegistry? registry = null)
+        : this(ModelTextReader.Read(modelPath), options.Value, registry)
+    {
+    }
+
+    /// <summary>Prepares to run <paramref name="graph"/>.</summary>
+    public InferenceSession(ModelGraph graph, InferenceSessionOptions? options = null, OperatorRegistry? registry = null)
+    {
+        options ??= new InferenceSessionOptions();
+        registry ??= OperatorRegistry.Default;
+        Graph = graph;
+        _operators = graph.Nodes.Select(node => registry.TryGet(node.OpType, out var op)
+                ? op
+                : throw new ModelFormatException($"{node.Source}: operator '{node.OpType}' (node '{node.Name}') is not supported"))
+            .ToArray();
+        foreach (var node in graph.Nodes)
+            foreach (var input in node.Inputs)
+                if (input is { IsWeight: false }) _uses[input.Name] = _uses.GetValueOrDefault(input.Name) + 1;
+        _trace = options.Trace;
+        _weights = options.WeightsProvider switch
+        {
+            WeightsProviderKind.NoCache => new DiskNoCacheWeightsProvider(),
+            WeightsProviderKind.Ram => new RamWeightsProvider(),
+            _ => new DiskPrefetchWeightsProvider(options.PrefetchBudgetBytes),
+        };
+        _weights.Initialize(graph.Nodes.SelectMany(n => n.Inputs.Where(i => i is { IsWeight: true })).ToList()!, Allocator);
+        _pool = XnnThreadPool.Create(Math.Max(1, options.Threads));
+    }
+
+    /// <summary>The model.</summary>
+    public ModelGraph Graph { get; }
+
+    /// <summary>The allocator every tensor of this session comes from: its counters are the session's memory.</summary>
+    public NativeAllocator Allocator { get; } = new();
+
+    /// <summary>
+    /// Runs the model. Inputs are matched by name (escaped or not) and stay owned by the caller. Returns
+    /// the graph outputs and any <paramref name="extraOutputs"/> (intermediate tensors to keep).
+    /// </summary>
+    public RunResult Run(IReadOnlyDictionary<string, Tensor> inputs, IEnumerable<string>? extraOutputs = null,
+        CancellationToken cancellationToken = default)
+    {
+        var live = BindInputs(inputs);
+        var callerOwned = new HashSet<Tensor>(live.Values);
+        var kept = new HashSet<string>(Graph.Outputs.Select(o => o.Name));
+        foreach (var extra in extraOutputs ?? []) kept.Add(ResolveName(extra, _uses.Keys.Concat(Graph.Outputs.Select(o => o.Name))));
+        var remaining = new Dictionary<string, int>(_uses);
+        var trace = _trace ? new List<OperationTrace>() : null;
+        Allocator.ResetPeak();
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            for (var i = 0; i < Graph.Nodes.Count; i++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                var start = clock.Elapsed;
+                var node = Graph.Nodes[i];
+                RunNode(node, _operators[i], live, cancellationToken);
+                trace?.Add(new OperationTrace(node.Name, node.OpType, (clock.Elapsed - start).TotalMilliseconds, Allocator.CurrentBytes));
+                foreach (var input in node.Inputs)
+                    if (input is { IsWeight: false } && --remaining[input.Name] == 0 && !kept.Contains(input.Name))
+                        Free(live, input.Name, callerOwned);
+                foreach (var output in node.Outputs)
+                    if (!remaining.ContainsKey(output.Name) && !kept.Contains(output.Name))
+                        Free(live, output.Name, callerOwned);
+            }
+            var missing = kept.Where(name => !live.ContainsKey(name)).ToList();
+            if (missing.Count > 0)
+                throw new ArgumentException($"No tensor named {string.Join(", ", missing.Select(n => $"'{n}'"))} exists in the model, or it was freed before the end.");
+            var outputs = kept.ToDictionary(name => name, name => live.Remove(name, out var t) ? t : throw new InvalidOperationException());
+            return new RunResult(outputs, Allocator.PeakBytes, clock.Elapsed, trace);
+        }
+        finally
+        {
+            foreach (var tensor in live.Values)
+                if (!callerOwned.Contains(tensor)) tensor.Dispose();
+            _weights.EndRun();
+        }
+    }
+
+    private void RunNode(GraphNode node, IOperator op, Dictionary<string, Tensor> live, CancellationToken cancellationToken)
+    {
+        var inputs = new Tensor?[node.Inputs.Length];
+        var acquired = new List<(TensorDescriptor, Tensor)>();
+        OperatorContext? context = null;
+        try
+        {
+            for (var j = 0; j < inputs.Length; j++)
+            {
+                var descriptor = node.Inputs[j];
+                if (descriptor is null) continue;
+                if (descriptor.IsWeight)
+                {
+                    inputs[j] = _weights.Acquire(descriptor, cancellationToken);
+                    acquired.Add((descriptor, inputs[j]!));
+                }
+                else inputs[j] = live.TryGetValue(descriptor.Name, out var tensor)
+                    ? tensor
+                    : throw new ArgumentException($"{node}: input '{descriptor.Name}' was not supplied.");
+            }
+            context = new OperatorContext(node, inputs, _pool, Allocator);
+            op.Run(context);
+            for (var k = 0; k < node.Outputs.Length; k++)
+                live[node.Outputs[k].Name] = context.Outputs[k] ?? throw context.Error($"did not produce output {k} '{node.Outputs[k].Name}'");
+            context = null; // the outputs now belong to `live`
+        }
+        catch (Exception e) when (e is not (OperatorException or OperationCanceledException or ArgumentException or ModelFormatException or IOException))
+        {
+            throw new OperatorException($"{node}: {e.Message}", e);
+        }
+        finally
+        {
+            if (context is not null)
+                foreach (var output in context.Outputs) output?.Dispose();
+            foreach (var (descriptor, tensor) in acquired) _weights.Release(descriptor, tensor);
+        }
+    }
+
+    private Dictionary<string, Tensor> BindInputs(IReadOnlyDictionary<string, Tensor> inputs)
+    {
+        var bound = new Dictionary<string, Tensor>();
+        foreach (var (name, tensor) in inputs)
+        {
+            var key = ResolveName(name, Graph.Inputs.Select(d => d.Name));
+            var descriptor = Graph.Inputs.FirstOrDefault(d => d.Name == key)
+                ?? throw new ArgumentException($"The model has no input '{name}' (its inputs: {string.Join(", ", Graph.Inputs.Select(d => d.Name))}).");
+            var expected = descriptor.Shape;
+            if (expected.Length != tensor.Shape.Length || expected.Where((d, i) => d != 0 && d != tensor.Shape[i]).Any())
+                throw new ArgumentException($"Input '{key}' has shape [{string.Join(',', tensor.Shape)}]; the model expects [{string.Join(',', expected)}] (0 = any).");
+            bound[key] = tensor;
+        }
+        var missing = Graph.Inputs.Where(d => !bound.ContainsKey(d.Name)).Select(d => d.Name).ToList();
+        if (missing.Count > 0) throw new ArgumentException($"Missing model input(s): {string.Join(", ", missing)}.");
+        return bound;
+    }
+
+    /// <summary>A tensor name as the graph has it: <paramref name="name"/> itself if known, else its unescaped form.</summary>
+    private static string ResolveName(string name, IEnumerable<string> known)
+    {
+        var names = known as ICollection<string> ?? known.ToHashSet();
+        return names.Contains(name) || !NameEscaping.TryUnescape(name, out var unescaped) ? name : unescaped;
+    }
+
+    private static void Free(Dictionary<string, Tensor> live, string name, HashSet<Tensor> callerOwned)
+    {
+        if (live.Remove(name, out var tensor) && !callerOwned.Contains(tensor)) tensor.Dispose();
+    }
+
+    /// <summary>Stops the provider's thread, frees kept weights and the thread pool.</summary>
+    public void Dispose()
+    {
+        _weights.Dispose();
+        _pool.Dispose();
+    }
+}

@@ -1,0 +1,28 @@
+namespace OnnxStream.Runtime;
+
+/// <summary>How weights reach the operations.</summary>
+public enum WeightsProviderKind
+{
+    /// <summary>A background thread reads ahead within a small budget (the default).</summary>
+    Prefetch,
+    /// <summary>Read each weight when needed, free it after.</summary>
+    NoCache,
+    /// <summary>Keep every weight after the first run.</summary>
+    Ram,
+}
+
+/// <summary>Options of an <see cref="InferenceSession"/> (bind with Microsoft.Extensions.Options).</summary>
+public sealed class InferenceSessionOptions
+{
+    /// <summary>Threads for native and managed kernels (default: the processor count).</summary>
+    public int Threads { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>How weights are supplied.</summary>
+    public WeightsProviderKind WeightsProvider { get; set; } = WeightsProviderKind.Prefetch;
+
+    /// <summary>Read-ahead budget of the prefetching provider, in bytes.</summary>
+    public long PrefetchBudgetBytes { get; set; } = 1 << 20;
+
+    /// <summary>Record a per-operation trace (name, type, milliseconds, live bytes) in each run result.</summary>
+    public bool Trace { get; set; }
+}

@@ -1,0 +1,97 @@
+using OnnxStream.Graph;
+using OnnxStream.Runtime;
+using OnnxStream.Tensors;
+
+namespace OnnxStream.Tests.Runtime;
+
+/// <summary>The scheduler and the weights providers on a small model folder with weights.</summary>
+internal sealed class InferenceSessionTests
+{
+    private string _folder = "";
+
+    // y = ((x + w0) * w1 + w2) * w1: four weight requests (w1 twice), three activations freed along the way.
+    [SetUp]
+    public void WriteModel()
+    {
+        _folder = Directory.CreateTempSubdirectory("onnxstream-session-").FullName;
+        for (var i = 0; i < 3; i++)
+            File.WriteAllBytes(Path.Combine(_folder, $"w{i}.bin"), Weights(i).SelectMany(BitConverter.GetBytes).ToArray());
+        File.WriteAllText(Path.Combine(_folder, "model.txt"),
+            "add0:Add*input:x(2,3);w0.bin(float32:3)*output:a(2,3)\n" +
+            "mul0:Mul*input:a(2,3);w1.bin(float32:2,3)*output:b(2,3)\n" +
+            "add1:Add*input:b(2,3);w2.bin(float32:1)*output:c(2,3)\n" +
+            "mul1:Mul*input:c(2,3);w1.bin(float32:2,3)*output:y(2,3)\n");
+    }
+
+    [TearDown]
+    public void DeleteModel() => Directory.Delete(_folder, recursive: true);
+
+    private static float[] Weights(int i) => i switch { 0 => [1, 2, 3], 1 => [1, -1, 2, -2, 0.5f, 4], _ => [10] };
+
+    private static float[] Expected(float[] x)
+    {
+        float[] w0 = Weights(0), w1 = Weights(1), w2 = Weights(2);
+        return x.Select((v, i) => ((v + w0[i % 3]) * w1[i] + w2[0]) * w1[i]).ToArray();
+    }
+
+    [TestCase(WeightsProviderKind.Prefetch, 1 << 20)]
+    [TestCase(WeightsProviderKind.Prefetch, 0)]
+    [TestCase(WeightsProviderKind.NoCache, 0)]
+    [TestCase(WeightsProviderKind.Ram, 0)]
+    public void Every_provider_gives_the_same_result_run_after_run(WeightsProviderKind provider, long budget)
+    {
+        float[] x = [1, 2, 3, 4, 5, 6];
+        using var session = new InferenceSession(ModelTextReader.Read(_folder),
+            new InferenceSessionOptions { WeightsProvider = provider, PrefetchBudgetBytes = budget, Threads = 2, Trace = true });
+        using var input = Tensor.From<float>(x, [2, 3], session.Allocator);
+        for (var run = 0; run < 3; run++)
+        {
+            using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input }, extraOutputs: ["b"]);
+            Assert.That(result.Outputs["y"].Span<float>().ToArray(), Is.EqualTo(Expected(x)).Within(1e-5));
+            Assert.That(result.Outputs.Keys, Is.EquivalentTo(new[] { "y", "b" }));
+            Assert.That(result.Trace!.Select(t => t.Node), Is.EqualTo(new[] { "add0", "mul0", "add1", "mul1" }));
+            Assert.That(result.PeakBytes, Is.GreaterThan(0));
+        }
+        input.Dispose();
+        if (provider != WeightsProviderKind.Ram)
+            Assert.That(session.Allocator.LiveBlocks, Is.Zero);
+    }
+
+    [TestCase(WeightsProviderKind.Prefetch)]
+    [TestCase(WeightsProviderKind.NoCache)]
+    public void A_weight_file_truncated_after_loading_fails_the_run_naming_it_and_leaks_nothing(WeightsProviderKind provider)
+    {
+        using var session = new InferenceSession(ModelTextReader.Read(_folder), new InferenceSessionOptions { WeightsProvider = provider });
+        File.WriteAllBytes(Path.Combine(_folder, "w2.bin"), []);
+        using var input = Tensor.From<float>(new float[6], [2, 3], session.Allocator);
+        var error = Assert.Catch(() => session.Run(new Dictionary<string, Tensor> { ["x"] = input }))!;
+        Assert.That(error.Message, Does.Contain("w2.bin").And.Contain("truncated"));
+        input.Dispose();
+        Assert.That(session.Allocator.LiveBlocks, Is.Zero);
+    }
+
+    [Test]
+    public void A_cancelled_run_stops_between_operations_and_leaks_nothing()
+    {
+        using var session = new InferenceSession(ModelTextReader.Read(_folder), new InferenceSessionOptions());
+        using var input = Tensor.From<float>(new float[6], [2, 3], session.Allocator);
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        Assert.Throws<OperationCanceledException>(() => session.Run(new Dictionary<string, Tensor> { ["x"] = input }, cancellationToken: cancelled.Token));
+        input.Dispose();
+        Assert.That(session.Allocator.LiveBlocks, Is.Zero);
+    }
+
+    [Test]
+    public void Inputs_are_checked_by_name_and_shape_and_escaped_names_are_accepted()
+    {
+        using var session = new InferenceSession(ModelTextReader.Read(_folder), new InferenceSessionOptions());
+        using var wrongShape = Tensor.From<float>(new float[3], [3], session.Allocator);
+        Assert.That(Assert.Throws<ArgumentException>(() => session.Run(new Dictionary<string, Tensor> { ["x"] = wrongShape }))!.Message,
+            Does.Contain("'x' has shape [3]"));
+        Assert.That(Assert.Throws<ArgumentException>(() => session.Run(new Dictionary<string, Tensor> { ["nope"] = wrongShape }))!.Message,
+            Does.Contain("no input 'nope'"));
+        Assert.That(Assert.Throws<ArgumentException>(() => session.Run(new Dictionary<string, Tensor>()))!.Message,
+            Does.Contain("Missing model input(s): x"));
+    }
+}
