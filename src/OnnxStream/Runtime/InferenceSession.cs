@@ -73,6 +73,7 @@ public sealed class InferenceSession : IDisposable
         var remaining = new Dictionary<string, int>(_uses);
         var trace = _trace ? new List<OperationTrace>() : null;
         Allocator.ResetPeak();
+        _weights.BeginRun();
         var clock = Stopwatch.StartNew();
         try
         {

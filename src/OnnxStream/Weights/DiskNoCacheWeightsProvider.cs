@@ -19,6 +19,9 @@ public sealed class DiskNoCacheWeightsProvider : IWeightsProvider
     public void Release(TensorDescriptor weight, Tensor tensor) => tensor.Dispose();
 
     /// <inheritdoc />
+    public void BeginRun() { }
+
+    /// <inheritdoc />
     public void EndRun() { }
 
     /// <inheritdoc />

@@ -5,9 +5,9 @@ using OnnxStream.Tensors;
 namespace OnnxStream.Weights;
 
 /// <summary>
-/// A background thread reads weights in request order ahead of the operations, holding at most
-/// <see cref="BudgetBytes"/> of read-ahead plus one file, so disk reads overlap compute while memory
-/// stays near the size of the current operation's weights.
+/// During a run, a background thread reads weights in request order ahead of the operations, holding
+/// at most <see cref="BudgetBytes"/> of read-ahead plus one file, so disk reads overlap compute while
+/// memory stays near the size of the current operation's weights. Between runs it holds nothing.
 /// </summary>
 public sealed class DiskPrefetchWeightsProvider : IWeightsProvider
 {
@@ -20,6 +20,7 @@ public sealed class DiskPrefetchWeightsProvider : IWeightsProvider
     private int _nextToRead;
     private int _generation;
     private bool _stopping;
+    private bool _running;
     private Exception? _readError;
 
     /// <summary>Creates the provider with a read-ahead budget (default 1 MiB, as the original).</summary>
@@ -70,10 +71,21 @@ public sealed class DiskPrefetchWeightsProvider : IWeightsProvider
     public void Release(TensorDescriptor weight, Tensor tensor) => tensor.Dispose();
 
     /// <inheritdoc />
+    public void BeginRun()
+    {
+        lock (_gate)
+        {
+            _running = true;
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    /// <inheritdoc />
     public void EndRun()
     {
         lock (_gate)
         {
+            _running = false;
             DropReady();
             _generation++;
             _nextToRead = 0;
@@ -90,7 +102,9 @@ public sealed class DiskPrefetchWeightsProvider : IWeightsProvider
             int generation;
             lock (_gate)
             {
-                while (!_stopping && (_nextToRead >= _order.Count || _readyBytes >= BudgetBytes || _readError is not null))
+                // The budget may be exceeded by one file: with nothing ready, the next file is always read.
+                while (!_stopping && (!_running || _nextToRead >= _order.Count || (_ready.Count > 0 && _readyBytes >= BudgetBytes) ||
+                                      _readError is not null))
                     Monitor.Wait(_gate);
                 if (_stopping) return;
                 weight = _order[_nextToRead++];
@@ -108,7 +122,7 @@ public sealed class DiskPrefetchWeightsProvider : IWeightsProvider
             }
             lock (_gate)
             {
-                if (generation != _generation || _stopping)
+                if (generation != _generation || _stopping || !_running)
                     tensor?.Dispose();
                 else if (tensor is not null)
                 {

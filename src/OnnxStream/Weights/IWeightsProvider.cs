@@ -19,6 +19,9 @@ public interface IWeightsProvider : IDisposable
     /// <summary>The operation is done with <paramref name="tensor"/>.</summary>
     void Release(TensorDescriptor weight, Tensor tensor);
 
-    /// <summary>Called after each run (a provider that reads ahead starts over).</summary>
+    /// <summary>Called when a run starts (a provider that reads ahead starts reading).</summary>
+    void BeginRun();
+
+    /// <summary>Called after each run, finished or not: a provider that reads ahead drops what it read and starts over.</summary>
     void EndRun();
 }

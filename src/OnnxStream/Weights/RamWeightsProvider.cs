@@ -25,6 +25,9 @@ public sealed class RamWeightsProvider : IWeightsProvider
     public void Release(TensorDescriptor weight, Tensor tensor) { }
 
     /// <inheritdoc />
+    public void BeginRun() { }
+
+    /// <inheritdoc />
     public void EndRun() { }
 
     /// <summary>Frees every kept weight.</summary>

@@ -86,9 +86,10 @@ internal static class OperatorTestHarness
         }
     }
 
-    public static void AssertRejected(string opType, IReadOnlyList<TestInput?> inputs, TestAttributes? attributes, string messagePart)
+    public static void AssertRejected(string opType, IReadOnlyList<TestInput?> inputs, TestAttributes? attributes, string messagePart,
+        int outputCount = 1)
     {
-        var error = Assert.Throws<OnnxStream.Operators.OperatorException>(() => RunOnnxStream(opType, inputs, attributes ?? new TestAttributes(), 1, 1));
+        var error = Assert.Throws<OnnxStream.Operators.OperatorException>(() => RunOnnxStream(opType, inputs, attributes ?? new TestAttributes(), outputCount, 1));
         Assert.That(error!.Message, Does.Contain(messagePart));
     }
 
