@@ -3,11 +3,19 @@ using OnnxStream.Tensors;
 
 namespace OnnxStream.Graph;
 
-/// <summary>Where a weight's bytes are: a file, and a range of it.</summary>
-/// <param name="Path">The file (a model folder's .bin, or an .onnx / external data file).</param>
+/// <summary>
+/// Where a weight's bytes are: a range of a file, or, for the small constants a loader creates or folds
+/// (shape vectors, scalars), the bytes themselves.
+/// </summary>
+/// <param name="Path">The file (a model folder's .bin, an .onnx or an external data file); for inline data, where it came from.</param>
 /// <param name="Offset">First byte of the data in the file.</param>
 /// <param name="Length">Bytes of data.</param>
-public sealed record WeightLocation(string Path, long Offset, long Length);
+/// <param name="Inline">The bytes, when they are not read from <paramref name="Path"/>.</param>
+public sealed record WeightLocation(string Path, long Offset, long Length, byte[]? Inline = null)
+{
+    /// <summary>Bytes above which a constant must stay in its file rather than inline.</summary>
+    public const int MaxInlineBytes = 64 * 1024;
+}
 
 /// <summary>
 /// A tensor as a graph names it: an activation (graph input, intermediate or output, element type

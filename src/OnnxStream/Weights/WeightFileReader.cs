@@ -5,7 +5,7 @@ using OnnxStream.Tensors;
 
 namespace OnnxStream.Weights;
 
-/// <summary>Reads a weight's bytes from its file straight into a new native tensor.</summary>
+/// <summary>Reads a weight's bytes from its file (or its inline bytes) straight into a new native tensor.</summary>
 public static class WeightFileReader
 {
     /// <summary>Reads <paramref name="weight"/>; the caller owns the tensor.</summary>
@@ -13,6 +13,16 @@ public static class WeightFileReader
     {
         var location = weight.Location ?? throw new ArgumentException($"'{weight.Name}' is not a weight.", nameof(weight));
         var tensor = Tensor.Allocate(weight.WeightType!.Value, weight.Shape, allocator, weight.Quantization);
+        if (location.Inline is { } inline)
+        {
+            if (inline.Length != tensor.ByteCount)
+            {
+                tensor.Dispose();
+                throw new ModelFormatException($"constant '{weight.Name}' from {location.Path}: {inline.Length} bytes do not fill {tensor}");
+            }
+            inline.CopyTo(tensor.Bytes);
+            return tensor;
+        }
         try
         {
             using SafeFileHandle file = File.OpenHandle(location.Path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
