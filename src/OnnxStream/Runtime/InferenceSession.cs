@@ -109,6 +109,7 @@ public sealed class InferenceSession : IDisposable
     {
         var inputs = new Tensor?[node.Inputs.Length];
         var acquired = new List<(TensorDescriptor, Tensor)>();
+        var converted = new List<Tensor>();
         OperatorContext? context = null;
         try
         {
@@ -118,8 +119,9 @@ public sealed class InferenceSession : IDisposable
                 if (descriptor is null) continue;
                 if (descriptor.IsWeight)
                 {
-                    inputs[j] = _weights.Acquire(descriptor, cancellationToken);
-                    acquired.Add((descriptor, inputs[j]!));
+                    var weight = _weights.Acquire(descriptor, cancellationToken);
+                    acquired.Add((descriptor, weight));
+                    inputs[j] = ToComputeType(weight, converted);
                 }
                 else inputs[j] = live.TryGetValue(descriptor.Name, out var tensor)
                     ? tensor
@@ -139,8 +141,27 @@ public sealed class InferenceSession : IDisposable
         {
             if (context is not null)
                 foreach (var output in context.Outputs) output?.Dispose();
+            foreach (var tensor in converted) tensor.Dispose();
             foreach (var (descriptor, tensor) in acquired) _weights.Release(descriptor, tensor);
         }
+    }
+
+    /// <summary>
+    /// Computation is float32: a float16 or quantized uint8 weight is widened just before its operation
+    /// (into <paramref name="converted"/>, freed right after it), never as a whole-model copy.
+    /// </summary>
+    private Tensor ToComputeType(Tensor weight, List<Tensor> converted)
+    {
+        if (weight.ElementType is not (ElementType.Float16 or ElementType.UInt8) ||
+            (weight.ElementType == ElementType.UInt8 && weight.Quantization is null))
+            return weight;
+        var wide = Tensor.Allocate(ElementType.Float32, weight.Shape, Allocator);
+        converted.Add(wide);
+        if (weight.ElementType == ElementType.Float16)
+            ConversionKernels.ToFloat32(_pool, weight.ElementCount, weight.Buffer<Half>(), wide.Buffer<float>());
+        else
+            ConversionKernels.Dequantize(_pool, weight.ElementCount, weight.Buffer<byte>(), weight.Quantization!.Value, wide.Buffer<float>());
+        return wide;
     }
 
     private Dictionary<string, Tensor> BindInputs(IReadOnlyDictionary<string, Tensor> inputs)

@@ -1,0 +1,57 @@
+using OnnxStream.Kernels;
+using OnnxStream.Tensors;
+
+namespace OnnxStream.Graph;
+
+/// <summary>
+/// What a model holds and what running it will need, computed from the graph alone: the operator
+/// histogram, the parameters, and the peak memory of the one-operation-at-a-time schedule.
+/// </summary>
+/// <param name="OperatorCounts">Nodes per operator type, most frequent first.</param>
+/// <param name="ParameterCount">Elements of all weights.</param>
+/// <param name="ParameterBytes">Bytes of all weights as stored.</param>
+/// <param name="PeakScheduleBytes">
+/// The most bytes held at once by the schedule: live activations (as float32 when their type is decided
+/// at run time) plus the running operation's weights and outputs.
+/// </param>
+/// <param name="PeakNode">The node at which that peak occurs.</param>
+/// <param name="UnknownShapes">Activations whose shape the model does not state; the peak counts them as empty, so it is a lower bound when this is not zero.</param>
+public sealed record ModelSummary(IReadOnlyList<(string OpType, int Count)> OperatorCounts, long ParameterCount, long ParameterBytes,
+    long PeakScheduleBytes, string PeakNode, int UnknownShapes)
+{
+    /// <summary>Summarizes <paramref name="graph"/>.</summary>
+    public static ModelSummary Of(ModelGraph graph)
+    {
+        var counts = graph.Nodes.GroupBy(n => n.OpType).Select(g => (g.Key, g.Count()))
+            .OrderByDescending(c => c.Item2).ThenBy(c => c.Key, StringComparer.Ordinal).ToList();
+        var weights = graph.WeightsInUseOrder();
+        long parameters = weights.Sum(w => Shapes.ElementCount(w.Shape));
+        long parameterBytes = weights.Sum(w => Shapes.ElementCount(w.Shape) * w.WeightType!.Value.Size());
+
+        var remainingUses = new Dictionary<string, int>();
+        foreach (var node in graph.Nodes)
+            foreach (var input in node.Inputs)
+                if (input is { IsWeight: false }) remainingUses[input.Name] = remainingUses.GetValueOrDefault(input.Name) + 1;
+        var unknown = new HashSet<string>();
+        long Bytes(TensorDescriptor t)
+        {
+            if (t.Shape.Contains(0) || (t.Shape.Length == 0 && !t.IsWeight)) { unknown.Add(t.Name); return 0; }
+            return Shapes.ElementCount(t.Shape) * (t.WeightType ?? ElementType.Float32).Size();
+        }
+
+        var live = graph.Inputs.Sum(Bytes);
+        long peak = live;
+        var peakNode = "";
+        foreach (var node in graph.Nodes)
+        {
+            var during = live + node.Inputs.Where(i => i is { IsWeight: true }).Sum(i => Bytes(i!)) + node.Outputs.Sum(Bytes);
+            if (during > peak) (peak, peakNode) = (during, node.Name);
+            live += node.Outputs.Sum(Bytes);
+            foreach (var input in node.Inputs)
+                if (input is { IsWeight: false } && --remainingUses[input.Name] == 0) live -= Bytes(input);
+            foreach (var output in node.Outputs)
+                if (!remainingUses.ContainsKey(output.Name)) live -= Bytes(output);
+        }
+        return new ModelSummary(counts, parameters, parameterBytes, peak, peakNode, unknown.Count);
+    }
+}
