@@ -46,10 +46,37 @@ internal abstract unsafe class BinaryElementwiseOperator : IOperator
             case (ElementType.Int32, ElementType.Int32):
                 RunInteger<int>(context, a, b, shape);
                 break;
+            case (ElementType.Int64, ElementType.Float32 or ElementType.Float16):
+            case (ElementType.Float32 or ElementType.Float16, ElementType.Int64):
+                RunIntegerWithFloatConstant(context, a, b, shape);
+                break;
             default:
                 throw context.Error($"does not support {a.ElementType} and {b.ElementType} operands " +
-                    "(supported: float32, float16, float16 with float32, int64, int32)");
+                    "(supported: float32, float16, float16 with float32, int64, int32, int64 with a float constant)");
         }
+    }
+
+    /// <summary>
+    /// The original converter stores an int64 constant operand as float32 (and its fp16 mode then as
+    /// float16), so int64 with float means shape arithmetic: round the float operand to int64 and compute in int64.
+    /// </summary>
+    private void RunIntegerWithFloatConstant(OperatorContext context, Tensor a, Tensor b, int[] shape)
+    {
+        var floatOperand = a.ElementType == ElementType.Int64 ? b : a;
+        using var asInteger = context.Scratch(ElementType.Int64, floatOperand.Shape);
+        var target = asInteger.Span<long>();
+        if (floatOperand.ElementType == ElementType.Float32)
+        {
+            var source = floatOperand.Span<float>();
+            for (var i = 0; i < target.Length; i++) target[i] = (long)MathF.Round(source[i]);
+        }
+        else
+        {
+            var source = floatOperand.Span<Half>();
+            for (var i = 0; i < target.Length; i++) target[i] = (long)Math.Round((double)source[i]);
+        }
+        if (ReferenceEquals(floatOperand, a)) RunInteger<long>(context, asInteger, b, shape);
+        else RunInteger<long>(context, a, asInteger, shape);
     }
 
     /// <summary>The output shape: the NumPy broadcast of the operands' shapes.</summary>

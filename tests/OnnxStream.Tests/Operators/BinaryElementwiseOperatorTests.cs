@@ -143,8 +143,21 @@ internal sealed class BinaryElementwiseOperatorTests
 
     [Test]
     public void Mismatched_element_types_are_rejected() =>
-        OperatorTestHarness.AssertRejected("Mul", [TestInput.Floats("a", [2], 1), TestInput.Int64s("b", 1, 2)], null,
-            "does not support Float32 and Int64");
+        OperatorTestHarness.AssertRejected("Mul", [TestInput.Floats("a", [2], 1), new TestInput("b", ElementType.Int32, [2], new[] { 1, 2 })], null,
+            "does not support Float32 and Int32");
+
+    [TestCase(ElementType.Float32)]
+    [TestCase(ElementType.Float16)]
+    public void Int64_with_a_float_constant_is_integer_arithmetic(ElementType constantType)
+    {
+        // The original converter stores Mul's int64 constants as float32 (float16 in fp16 folders): SD's timestep group.
+        Array constant = constantType == ElementType.Float32 ? new[] { 2f, -3f } : new[] { (Half)2, (Half)(-3) };
+        var (type, shape, values) = OperatorTestHarness.RunOnnxStream("Mul",
+            [TestInput.Int64s("a", 5, 7), new TestInput("b", constantType, [2], constant)], new TestAttributes(), 1, 1)[0];
+        Assert.That(type, Is.EqualTo(ElementType.Int64));
+        Assert.That(shape, Is.EqualTo(new[] { 2 }));
+        Assert.That(values, Is.EqualTo(new double[] { 10, -21 }));
+    }
 
     private static Half[] ToHalf(float[] values) => Array.ConvertAll(values, v => (Half)v);
 
