@@ -16,7 +16,7 @@ CONFIGURATION=Release
 ARTIFACTS=$ROOT/artifacts
 
 APT_PACKAGES=(cmake clang libxnnpack-dev libpthreadpool-dev patchelf libonnx-dev)
-APT_PACKAGES_ARM64=(gcc-aarch64-linux-gnu qemu-user-static)
+APT_PACKAGES_ARM64=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 
 log() { printf '\n== %s\n' "$*"; }
 die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }

@@ -12,8 +12,8 @@ internal static class RunCommand
         var model = new Option<string>("--model") { Description = "A model.txt or a model folder.", Required = true };
         var inputs = new Option<string[]>("--input") { Description = "NAME=FILE.npy, once per model input.", AllowMultipleArgumentsPerToken = true };
         var outputDir = new Option<string>("--output-dir") { Description = "Where to write each output as NAME.npy.", Required = true };
-        var provider = new Option<string>("--provider") { Description = "How weights are read: prefetch, nocache or ram.", DefaultValueFactory = _ => "prefetch" };
-        provider.AcceptOnlyFromAmong("prefetch", "nocache", "ram");
+        var provider = new Option<string>("--provider") { Description = "How weights are read: prefetch, nocache, ram or mmap.", DefaultValueFactory = _ => "prefetch" };
+        provider.AcceptOnlyFromAmong("prefetch", "nocache", "ram", "mmap");
         var threads = new Option<int>("--threads") { Description = "Threads for the kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var extra = new Option<string[]>("--extra-output") { Description = "An intermediate tensor to write too.", AllowMultipleArgumentsPerToken = true };
         var trace = new Option<bool>("--trace") { Description = "Print each operation's time and the bytes held after it." };
@@ -23,11 +23,11 @@ internal static class RunCommand
             var options = new InferenceSessionOptions
             {
                 Threads = result.GetValue(threads),
-                WeightsProvider = result.GetValue(provider) switch { "nocache" => WeightsProviderKind.NoCache, "ram" => WeightsProviderKind.Ram, _ => WeightsProviderKind.Prefetch },
+                WeightsProvider = result.GetValue(provider) switch { "nocache" => WeightsProviderKind.NoCache, "ram" => WeightsProviderKind.Ram, "mmap" => WeightsProviderKind.MemoryMapped, _ => WeightsProviderKind.Prefetch },
                 Trace = result.GetValue(trace),
             };
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
-            using var session = new InferenceSession(Graph.ModelTextReader.Read(result.GetValue(model)!), options);
+            using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!), options);
             var tensors = new Dictionary<string, Tensor>();
             try
             {

@@ -25,7 +25,7 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Loads a model (a model.txt or a model folder) and prepares to run it.</summary>
     /// <exception cref="ModelFormatException">The model is malformed or uses an unsupported operator.</exception>
     public InferenceSession(string modelPath, IOptions<InferenceSessionOptions> options, OperatorRegistry? registry = null)
-        : this(ModelTextReader.Read(modelPath), options.Value, registry)
+        : this(ModelLoader.Load(modelPath), options.Value, registry)
     {
     }
 
@@ -43,12 +43,15 @@ public sealed class InferenceSession : IDisposable
             foreach (var input in node.Inputs)
                 if (input is { IsWeight: false }) _uses[input.Name] = _uses.GetValueOrDefault(input.Name) + 1;
         _trace = options.Trace;
-        _weights = options.WeightsProvider switch
-        {
-            WeightsProviderKind.NoCache => new DiskNoCacheWeightsProvider(),
-            WeightsProviderKind.Ram => new RamWeightsProvider(),
-            _ => new DiskPrefetchWeightsProvider(options.PrefetchBudgetBytes),
-        };
+        _weights = options.CustomWeightsProvider is { } custom
+            ? custom() ?? throw new ArgumentException("CustomWeightsProvider returned null.", nameof(options))
+            : options.WeightsProvider switch
+            {
+                WeightsProviderKind.NoCache => new DiskNoCacheWeightsProvider(),
+                WeightsProviderKind.Ram => new RamWeightsProvider(),
+                WeightsProviderKind.MemoryMapped => new MemoryMappedWeightsProvider(),
+                _ => new DiskPrefetchWeightsProvider(options.PrefetchBudgetBytes),
+            };
         _weights.Initialize(graph.Nodes.SelectMany(n => n.Inputs.Where(i => i is { IsWeight: true })).ToList()!, Allocator);
         _pool = XnnThreadPool.Create(Math.Max(1, options.Threads));
     }

@@ -9,6 +9,8 @@ public enum WeightsProviderKind
     NoCache,
     /// <summary>Keep every weight after the first run.</summary>
     Ram,
+    /// <summary>Copy each weight from a memory mapping of its file when needed (page-cache reads, no read calls), free it after.</summary>
+    MemoryMapped,
 }
 
 /// <summary>Options of an <see cref="InferenceSession"/> (bind with Microsoft.Extensions.Options).</summary>
@@ -19,6 +21,13 @@ public sealed class InferenceSessionOptions
 
     /// <summary>How weights are supplied.</summary>
     public WeightsProviderKind WeightsProvider { get; set; } = WeightsProviderKind.Prefetch;
+
+    /// <summary>
+    /// Creates the weights provider instead of <see cref="WeightsProvider"/> when set (for example an
+    /// <see cref="Weights.HttpRangeWeightsProvider"/>): called once per session, which initializes the
+    /// provider it returns and disposes it with itself.
+    /// </summary>
+    public Func<Weights.IWeightsProvider>? CustomWeightsProvider { get; set; }
 
     /// <summary>Read-ahead budget of the prefetching provider, in bytes.</summary>
     public long PrefetchBudgetBytes { get; set; } = 1 << 20;

@@ -1,0 +1,74 @@
+using OnnxStream.Kernels;
+using OnnxStream.Memory;
+using OnnxStream.Operators;
+using OnnxStream.Tensors;
+using OnnxStream.Weights;
+
+namespace OnnxStream.Graph.Passes;
+
+/// <summary>
+/// Runs one node at load time on weight inputs, the way <see cref="Runtime.InferenceSession"/> runs it
+/// (float16 and quantized weights widened to float32 first), on a one-thread pool and its own allocator.
+/// </summary>
+internal sealed class ConstantEvaluator : IDisposable
+{
+    private XnnThreadPool? _pool;
+
+    /// <summary>Where the evaluator's tensors come from.</summary>
+    public NativeAllocator Allocator { get; } = new();
+
+    /// <summary>
+    /// The node's outputs (the caller disposes them), or null when <paramref name="accept"/> rejects the
+    /// inputs (e.g. the outputs would be too large to fold).
+    /// </summary>
+    public Tensor[]? Run(GraphNode node, IOperator op, Func<Tensor?[], bool>? accept = null)
+    {
+        var pool = _pool ??= XnnThreadPool.Create(1);
+        var inputs = new Tensor?[node.Inputs.Length];
+        var owned = new List<Tensor>();
+        OperatorContext? context = null;
+        try
+        {
+            for (var i = 0; i < inputs.Length; i++)
+            {
+                var descriptor = node.Inputs[i];
+                if (descriptor is null) continue;
+                if (!descriptor.IsWeight) throw new ArgumentException($"{node}: input '{descriptor.Name}' is not a constant.");
+                var tensor = WeightFileReader.Read(descriptor, Allocator);
+                owned.Add(tensor);
+                inputs[i] = Widen(tensor, owned, pool);
+            }
+            if (accept is not null && !accept(inputs)) return null;
+            context = new OperatorContext(node, inputs, pool, Allocator);
+            op.Run(context);
+            var outputs = new Tensor[node.Outputs.Length];
+            for (var k = 0; k < outputs.Length; k++)
+                outputs[k] = context.Outputs[k] ?? throw context.Error($"did not produce output {k} '{node.Outputs[k].Name}'");
+            context = null; // the caller owns the outputs now
+            return outputs;
+        }
+        finally
+        {
+            if (context is not null)
+                foreach (var output in context.Outputs) output?.Dispose();
+            foreach (var tensor in owned) tensor.Dispose();
+        }
+    }
+
+    private Tensor Widen(Tensor weight, List<Tensor> owned, XnnThreadPool pool)
+    {
+        if (weight.ElementType is not (ElementType.Float16 or ElementType.UInt8) ||
+            (weight.ElementType == ElementType.UInt8 && weight.Quantization is null))
+            return weight;
+        var wide = Tensor.Allocate(ElementType.Float32, weight.Shape, Allocator);
+        owned.Add(wide);
+        if (weight.ElementType == ElementType.Float16)
+            ConversionKernels.ToFloat32(pool, weight.ElementCount, weight.Buffer<Half>(), wide.Buffer<float>());
+        else
+            ConversionKernels.Dequantize(pool, weight.ElementCount, weight.Buffer<byte>(), weight.Quantization!.Value, wide.Buffer<float>());
+        return wide;
+    }
+
+    /// <summary>Frees the thread pool.</summary>
+    public void Dispose() => _pool?.Dispose();
+}

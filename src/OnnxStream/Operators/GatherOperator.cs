@@ -1,0 +1,86 @@
+using OnnxStream.Tensors;
+
+namespace OnnxStream.Operators;
+
+/// <summary>
+/// ONNX Gather: entries of the data along <c>axis</c> (default 0, negative counts from the end) at the
+/// int64 or int32 indices, of any rank (negative indices count from the end; out-of-range ones are an
+/// error). Output shape data[:axis] + indices + data[axis+1:]. Any element type; large gathers copy
+/// their slices on <see cref="OperatorContext.Parallel"/>.
+/// </summary>
+internal sealed unsafe class GatherOperator : IOperator
+{
+    /// <summary>Gathers smaller than this many bytes run on the calling thread.</summary>
+    private const long ParallelThresholdBytes = 1 << 16;
+
+    /// <inheritdoc />
+    public void Run(OperatorContext context)
+    {
+        var data = context.Input(0);
+        var indices = context.Input(1);
+        var shape = InferShape(context, data, indices, out var axis);
+        var output = context.Output(0, data.ElementType, shape, data.Quantization);
+        if (output.ElementCount == 0) return;
+
+        var count = data.Shape[axis];
+        CheckIndices(context, indices, count);
+        var indexCount = (long)indices.ElementCount;
+        var pointer = (nint)AxisHelper.Data(indices);
+        var wide = indices.ElementType == ElementType.Int64;
+        var outer = AxisHelper.Product(data.Shape, 0, axis);
+        var sliceBytes = AxisHelper.Product(data.Shape, axis + 1, data.Shape.Length) * data.ElementType.Size();
+        var source = (nint)AxisHelper.Data(data);
+        var destination = (nint)AxisHelper.Data(output);
+        var items = outer * indexCount;
+
+        void Copy(long start, long end)
+        {
+            for (var item = start; item < end; item++)
+            {
+                var o = item / indexCount;
+                var j = item % indexCount;
+                var index = wide ? ((long*)pointer)[j] : ((int*)pointer)[j];
+                if (index < 0) index += count;
+                var from = (byte*)source + (o * count + index) * sliceBytes;
+                var to = (byte*)destination + item * sliceBytes;
+                Buffer.MemoryCopy(from, to, sliceBytes, sliceBytes);
+            }
+        }
+
+        if (items * sliceBytes < ParallelThresholdBytes || context.Parallel.MaxDegreeOfParallelism <= 1 || items == 1)
+        {
+            Copy(0, items);
+            return;
+        }
+        var chunks = (int)Math.Min(items, context.Parallel.MaxDegreeOfParallelism * 4L);
+        Parallel.For(0, chunks, context.Parallel, chunk => Copy(items * chunk / chunks, items * (chunk + 1) / chunks));
+    }
+
+    /// <summary>The output shape and the normalized axis.</summary>
+    public static int[] InferShape(OperatorContext context, Tensor data, Tensor indices, out int axis)
+    {
+        if (data.Shape.Length == 0) throw context.Error("data must have rank 1 or more, not be a scalar");
+        if (indices.ElementType is not (ElementType.Int64 or ElementType.Int32))
+            throw context.Error($"indices must be int64 or int32, not {indices.ElementType}");
+        axis = AxisHelper.NormalizeAxis(context, context.Attributes.GetInt("axis", 0), data.Shape.Length);
+        return [.. data.Shape[..axis], .. indices.Shape, .. data.Shape[(axis + 1)..]];
+    }
+
+    /// <summary>Checks every index against the axis' size.</summary>
+    private static void CheckIndices(OperatorContext context, Tensor indices, int count)
+    {
+        if (indices.ElementType == ElementType.Int64)
+        {
+            foreach (var index in indices.Span<long>())
+                if (index < -count || index >= count) throw OutOfRange(context, index, count);
+        }
+        else
+        {
+            foreach (var index in indices.Span<int>())
+                if (index < -count || index >= count) throw OutOfRange(context, index, count);
+        }
+    }
+
+    private static OperatorException OutOfRange(OperatorContext context, long index, int count) =>
+        context.Error($"index {index} is out of range for an axis of size {count} (valid: {-count}..{count - 1})");
+}

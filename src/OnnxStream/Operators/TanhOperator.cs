@@ -1,0 +1,14 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using OnnxStream.Tensors;
+
+namespace OnnxStream.Operators;
+
+/// <summary>ONNX Tanh: tanh(x) elementwise (TensorPrimitives.Tanh); float32, and float16 through float32.</summary>
+internal sealed class TanhOperator : IOperator
+{
+    /// <inheritdoc />
+    public void Run(OperatorContext context) => UnaryElementwise.RunFloat(context, static (x, y) => TensorPrimitives.Tanh(x, y));
+
+    /// <summary>Checks the input's type; the output has its shape.</summary>
+    public static int[] InferShape(OperatorContext context, Tensor x) => UnaryElementwise.InferFloatShape(context, x);
+}
