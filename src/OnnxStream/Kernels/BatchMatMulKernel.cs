@@ -32,23 +32,33 @@ public static unsafe class BatchMatMulKernel
     public static void Run<T>(XnnThreadPool pool, BatchMatMulShape shape, NativeBuffer<T> a, NativeBuffer<T> b, NativeBuffer<T> c,
         MatMulAlgorithm algorithm = MatMulAlgorithm.Auto) where T : unmanaged
     {
-        var type = KernelDataTypes.Of<T>();
         if (shape.Batch < 1 || shape.M < 1 || shape.K < 1 || shape.N < 1)
             throw new ArgumentException($"Batch matmul sizes must be positive: {shape}.", nameof(shape));
         long aItem = (long)shape.M * shape.K, bItem = (long)shape.K * shape.N, cItem = (long)shape.M * shape.N;
         KernelDataTypes.CheckLength(nameof(a), a, shape.BroadcastA ? aItem : aItem * shape.Batch);
         KernelDataTypes.CheckLength(nameof(b), b, shape.BroadcastB ? bItem : bItem * shape.Batch);
         KernelDataTypes.CheckLength(nameof(c), c, cItem * shape.Batch);
+        Run(pool, shape, a.Pointer, b.Pointer, c.Pointer, algorithm);
+    }
+
+    /// <summary>
+    /// <see cref="Run{T}(XnnThreadPool, BatchMatMulShape, NativeBuffer{T}, NativeBuffer{T}, NativeBuffer{T}, MatMulAlgorithm)"/>
+    /// on raw pointers into larger tensors (a broadcast batch item at a time); the caller guarantees the extents.
+    /// </summary>
+    internal static void Run<T>(XnnThreadPool pool, BatchMatMulShape shape, T* a, T* b, T* c,
+        MatMulAlgorithm algorithm = MatMulAlgorithm.Auto) where T : unmanaged
+    {
+        long aItem = (long)shape.M * shape.K, bItem = (long)shape.K * shape.N, cItem = (long)shape.M * shape.N;
         var aStride = shape.BroadcastA ? 0 : (nuint)aItem;
         var bStride = shape.BroadcastB ? 0 : (nuint)bItem;
         var flags = shape.TransposeB ? (uint)OsnFlag.TransposeB : 0;
-        NativeStatus.Check(type switch
+        NativeStatus.Check(KernelDataTypes.Of<T>() switch
         {
             KernelDataType.Float32 => NativeMethods.osn_batch_matmul_f32((nuint)shape.Batch, (nuint)shape.M, (nuint)shape.K,
-                (nuint)shape.N, (float*)a.Pointer, aStride, (float*)b.Pointer, bStride, (float*)c.Pointer, (nuint)cItem, flags,
+                (nuint)shape.N, (float*)a, aStride, (float*)b, bStride, (float*)c, (nuint)cItem, flags,
                 (OsnMatmulAlgorithm)algorithm, pool.Handle),
             KernelDataType.Float16 => NativeMethods.osn_batch_matmul_f16((nuint)shape.Batch, (nuint)shape.M, (nuint)shape.K,
-                (nuint)shape.N, (ushort*)a.Pointer, aStride, (ushort*)b.Pointer, bStride, (ushort*)c.Pointer, (nuint)cItem, flags,
+                (nuint)shape.N, (ushort*)a, aStride, (ushort*)b, bStride, (ushort*)c, (nuint)cItem, flags,
                 (OsnMatmulAlgorithm)algorithm, pool.Handle),
             _ => throw new ArgumentException("Batch matmul takes float or Half buffers."),
         });

@@ -1,0 +1,194 @@
+using System.Numerics;
+using OnnxStream.Kernels;
+using OnnxStream.Tensors;
+
+namespace OnnxStream.Operators;
+
+/// <summary>
+/// ONNX MatMul (NumPy matmul): A [..., M, K] · B [..., K, N] → [..., M, N], batch dimensions broadcast,
+/// a 1-D A is a row vector and a 1-D B a column vector (their dimension is dropped from the result).
+/// Float inputs run the shim's batched matmul in float32 (float16 activations are widened and the result
+/// rounded; the output is float16 when either input is); int64 and int32 run a managed loop.
+/// A weight B with no batch dimensions (every Linear layer) is one product over all of A's rows.
+/// </summary>
+internal sealed unsafe class MatMulOperator : IOperator
+{
+    /// <inheritdoc />
+    public void Run(OperatorContext context)
+    {
+        var a = context.Input(0);
+        var b = context.Input(1);
+        var plan = InferShape(context, a, b);
+        var output = context.Output(0, plan.OutputType, plan.OutputShape);
+        if (output.ElementCount == 0 || plan.K == 0) return;
+        switch (plan.OutputType)
+        {
+            case ElementType.Int64:
+                RunInteger<long>(context, plan, a, b, output);
+                return;
+            case ElementType.Int32:
+                RunInteger<int>(context, plan, a, b, output);
+                return;
+        }
+
+        var scratch = new List<Tensor>();
+        try
+        {
+            var af = Layout.ToFloat32(context, a, "A", out var ownsA);
+            if (ownsA) scratch.Add(af);
+            var bf = Layout.ToFloat32(context, b, "B", out var ownsB);
+            if (ownsB) scratch.Add(bf);
+            var result = output;
+            if (output.ElementType != ElementType.Float32)
+                scratch.Add(result = context.Scratch(ElementType.Float32, plan.OutputShape));
+            Multiply(context.Pool, plan, (float*)AxisHelper.Data(af), (float*)AxisHelper.Data(bf), (float*)AxisHelper.Data(result));
+            if (result != output) Layout.FromFloat32(context, result, output);
+        }
+        finally
+        {
+            foreach (var tensor in scratch) tensor.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// C = A·B over the broadcast batch in as few kernel calls as the broadcast allows: one call when the
+    /// batches match or one side has none, else one per output matrix.
+    /// </summary>
+    private static void Multiply(XnnThreadPool pool, MatMulPlan plan, float* a, float* b, float* c)
+    {
+        var batch = (int)plan.Batch.Length;
+        var (m, k, n) = (plan.M, plan.K, plan.N);
+        if (plan.BBatchIsOne)
+        {
+            // B is one matrix: all of A's rows are one [batch·M, K] matrix.
+            BatchMatMulKernel.Run(pool, new BatchMatMulShape(1, checked(batch * m), k, n), a, b, c);
+            return;
+        }
+        if (plan.ABatchIsOne || plan.BatchesMatch)
+        {
+            BatchMatMulKernel.Run(pool, new BatchMatMulShape(batch, m, k, n, BroadcastA: plan.ABatchIsOne), a, b, c);
+            return;
+        }
+        var index = new int[plan.Batch.Shape.Length];
+        for (var item = 0; item < batch; item++)
+        {
+            long aOffset = 0, bOffset = 0;
+            for (var d = 0; d < index.Length; d++)
+            {
+                aOffset += index[d] * plan.ABatchStrides[d];
+                bOffset += index[d] * plan.BBatchStrides[d];
+            }
+            BatchMatMulKernel.Run(pool, new BatchMatMulShape(1, m, k, n),
+                a + aOffset * m * k, b + bOffset * k * n, c + (long)item * m * n);
+            for (var d = index.Length - 1; d >= 0 && ++index[d] == plan.Batch.Shape[d]; d--) index[d] = 0;
+        }
+    }
+
+    /// <summary>Integer matmul: a plain loop, parallel over the output's rows (integer MatMul is rare and small).</summary>
+    private static void RunInteger<T>(OperatorContext context, MatMulPlan plan, Tensor a, Tensor b, Tensor output)
+        where T : unmanaged, INumber<T>
+    {
+        var (m, k, n) = (plan.M, plan.K, plan.N);
+        var pa = (nint)AxisHelper.Data(a);
+        var pb = (nint)AxisHelper.Data(b);
+        var pc = (nint)AxisHelper.Data(output);
+        var rows = plan.Batch.Length * m;
+        void Row(long row)
+        {
+            var item = row / m;
+            var r = row % m;
+            long aOffset = 0, bOffset = 0, rest = item;
+            for (var d = plan.Batch.Shape.Length - 1; d >= 0; d--)
+            {
+                var i = rest % plan.Batch.Shape[d];
+                rest /= plan.Batch.Shape[d];
+                aOffset += i * plan.ABatchStrides[d];
+                bOffset += i * plan.BBatchStrides[d];
+            }
+            var aRow = (T*)pa + aOffset * m * k + r * k;
+            var bMatrix = (T*)pb + bOffset * k * n;
+            var cRow = new Span<T>((T*)pc + row * n, n);
+            cRow.Clear();
+            for (var p = 0; p < k; p++)
+            {
+                var factor = aRow[p];
+                var bRow = bMatrix + (long)p * n;
+                for (var j = 0; j < n; j++) cRow[j] += factor * bRow[j];
+            }
+        }
+        if (rows * k * n < 1 << 15 || context.Parallel.MaxDegreeOfParallelism == 1)
+            for (long row = 0; row < rows; row++) Row(row);
+        else
+            Parallel.For(0L, rows, context.Parallel, Row);
+    }
+
+    /// <summary>The broadcast batch: its shape and element count.</summary>
+    internal readonly record struct BatchShape(int[] Shape, long Length);
+
+    /// <summary>
+    /// What a MatMul computes: the output, the matrix sizes, the broadcast batch and, per batch dimension,
+    /// the matrix stride of A and B in units of one matrix (0 where that side broadcasts).
+    /// </summary>
+    internal sealed record MatMulPlan(ElementType OutputType, int[] OutputShape, int M, int K, int N, BatchShape Batch,
+        long[] ABatchStrides, long[] BBatchStrides, bool ABatchIsOne, bool BBatchIsOne, bool BatchesMatch);
+
+    /// <summary>Checks the inputs and infers the output type and shape.</summary>
+    internal static MatMulPlan InferShape(OperatorContext context, Tensor a, Tensor b)
+    {
+        var outputType = OutputType(context, a, b);
+        if (a.Shape.Length == 0 || b.Shape.Length == 0)
+            throw context.Error($"MatMul inputs must have at least one dimension, got A {AxisHelper.Format(a.Shape)} and B {AxisHelper.Format(b.Shape)}");
+        int[] aShape = a.Shape.Length == 1 ? [1, a.Shape[0]] : a.Shape;
+        int[] bShape = b.Shape.Length == 1 ? [b.Shape[0], 1] : b.Shape;
+        int m = aShape[^2], k = aShape[^1], n = bShape[^1];
+        if (bShape[^2] != k)
+            throw context.Error($"A {AxisHelper.Format(a.Shape)} has {k} columns but B {AxisHelper.Format(b.Shape)} has {bShape[^2]} rows");
+
+        var aBatch = aShape[..^2];
+        var bBatch = bShape[..^2];
+        var rank = Math.Max(aBatch.Length, bBatch.Length);
+        var batch = new int[rank];
+        var aDims = new int[rank];
+        var bDims = new int[rank];
+        for (var d = 0; d < rank; d++)
+        {
+            var i = d - (rank - aBatch.Length);
+            var j = d - (rank - bBatch.Length);
+            aDims[d] = i >= 0 ? aBatch[i] : 1;
+            bDims[d] = j >= 0 ? bBatch[j] : 1;
+            if (aDims[d] != bDims[d] && aDims[d] != 1 && bDims[d] != 1)
+                throw context.Error($"the batch dimensions of A {AxisHelper.Format(a.Shape)} and B {AxisHelper.Format(b.Shape)} do not broadcast");
+            batch[d] = aDims[d] == 1 ? bDims[d] : aDims[d];
+        }
+        var aStrides = BatchStrides(aDims);
+        var bStrides = BatchStrides(bDims);
+
+        var outputShape = new List<int>(batch);
+        if (a.Shape.Length > 1) outputShape.Add(m);
+        if (b.Shape.Length > 1) outputShape.Add(n);
+        var length = AxisHelper.Product(batch, 0, rank);
+        return new MatMulPlan(outputType, [.. outputShape], m, k, n, new BatchShape(batch, length), aStrides, bStrides,
+            ABatchIsOne: aDims.All(d => d == 1), BBatchIsOne: bDims.All(d => d == 1), BatchesMatch: aDims.SequenceEqual(bDims));
+    }
+
+    /// <summary>Strides in matrices of a broadcast batch: 0 along dimensions of size 1.</summary>
+    private static long[] BatchStrides(int[] dims)
+    {
+        var strides = AxisHelper.Strides(dims);
+        for (var d = 0; d < dims.Length; d++)
+            if (dims[d] == 1) strides[d] = 0;
+        return strides;
+    }
+
+    /// <summary>float16 when either input is float16 (a float16 model's weights reach operators widened), else float32; or the integer type.</summary>
+    private static ElementType OutputType(OperatorContext context, Tensor a, Tensor b)
+    {
+        static bool IsFloat(Tensor t) => t.ElementType is ElementType.Float32 or ElementType.Float16 ||
+                                        t.ElementType == ElementType.UInt8 && t.Quantization is not null;
+        if (IsFloat(a) && IsFloat(b))
+            return a.ElementType == ElementType.Float16 || b.ElementType == ElementType.Float16 ? ElementType.Float16 : ElementType.Float32;
+        if (a.ElementType == b.ElementType && a.ElementType is ElementType.Int64 or ElementType.Int32)
+            return a.ElementType;
+        throw context.Error($"A and B must both be float32/float16 or both int64 or int32, got {a.ElementType} and {b.ElementType}");
+    }
+}
