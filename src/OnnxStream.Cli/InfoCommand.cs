@@ -12,7 +12,7 @@ internal static class InfoCommand
         var command = new Command("info", "Print a model's operators, parameters, inputs and outputs, and the peak memory of its schedule.") { path };
         command.SetAction(result =>
         {
-            var graph = ModelTextReader.Read(result.GetValue(path)!);
+            var graph = ModelLoader.Load(result.GetValue(path)!);
             var summary = ModelSummary.Of(graph);
             Console.WriteLine($"model: {graph.Source}");
             Console.WriteLine($"nodes: {graph.Nodes.Count}");

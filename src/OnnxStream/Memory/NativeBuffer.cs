@@ -6,10 +6,11 @@ namespace OnnxStream.Memory;
 /// </summary>
 public sealed unsafe class NativeBuffer<T> : IDisposable where T : unmanaged
 {
-    private readonly NativeAllocator _allocator;
+    // Null for a buffer that wraps memory it does not own (a mapped weight file).
+    private readonly NativeAllocator? _allocator;
     private T* _pointer;
 
-    private NativeBuffer(NativeAllocator allocator, T* pointer, int length)
+    private NativeBuffer(NativeAllocator? allocator, T* pointer, int length)
     {
         _allocator = allocator;
         _pointer = pointer;
@@ -35,6 +36,16 @@ public sealed unsafe class NativeBuffer<T> : IDisposable where T : unmanaged
         return buffer;
     }
 
+    /// <summary>
+    /// A buffer over <paramref name="length"/> elements at <paramref name="pointer"/>, owned elsewhere (not
+    /// accounted, not freed by <see cref="Dispose"/>); the owner keeps the memory valid while it is used.
+    /// </summary>
+    internal static NativeBuffer<T> Wrap(T* pointer, int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        return new NativeBuffer<T>(null, pointer, length);
+    }
+
     /// <summary>Number of elements.</summary>
     public int Length { get; }
 
@@ -43,11 +54,11 @@ public sealed unsafe class NativeBuffer<T> : IDisposable where T : unmanaged
 
     internal T* Pointer => _pointer != null ? _pointer : throw new ObjectDisposedException(nameof(NativeBuffer<T>));
 
-    /// <summary>Returns the memory to its allocator; later use throws.</summary>
+    /// <summary>Returns the memory to its allocator (a wrapped buffer just lets go of it); later use throws.</summary>
     public void Dispose()
     {
         if (_pointer == null) return;
-        _allocator.Free(_pointer, (nuint)Length * (nuint)sizeof(T));
+        _allocator?.Free(_pointer, (nuint)Length * (nuint)sizeof(T));
         _pointer = null;
     }
 }

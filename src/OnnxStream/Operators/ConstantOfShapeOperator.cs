@@ -8,7 +8,9 @@ namespace OnnxStream.Operators;
 /// attribute <c>value</c>, a one-element TENSOR attribute (default: float32 0). model.txt keeps a
 /// TENSOR attribute as its text value, so the element type comes from, in this order: a type prefix in
 /// the text, <c>TYPE:VALUE</c> (e.g. <c>int64:0</c>); the companion attribute <c>value.dtype</c> the
-/// ONNX loader writes; else float32. TYPE is float32, float16, int64, int32, uint8 or bool.
+/// ONNX loader writes; else int64 when the text is an integer (the original converter writes a float
+/// value as Python's <c>str(float)</c>, always with a point, exponent or inf/nan) and float32 otherwise.
+/// TYPE is float32, float16, int64, int32, uint8 or bool.
 /// </summary>
 internal sealed class ConstantOfShapeOperator : IOperator
 {
@@ -63,7 +65,9 @@ internal sealed class ConstantOfShapeOperator : IOperator
                 throw context.Error($"attribute 'value' '{text}' has an unknown type '{name}' (float32, float16, int64, int32, uint8, bool)");
             return (prefixed, text[(colon + 1)..].Trim());
         }
-        var dtype = attributes.GetString(DTypeAttribute, "float32");
+        // The original converter writes a float value as Python's str(float) ("1.0", "-inf"), an integer one bare ("1").
+        var fallback = long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _) ? "int64" : "float32";
+        var dtype = attributes.GetString(DTypeAttribute, fallback);
         if (!ElementTypes.TryParse(dtype, out var type))
             throw context.Error($"attribute '{DTypeAttribute}' '{dtype}' is not a supported type (float32, float16, int64, int32, uint8, bool)");
         return (type, text);

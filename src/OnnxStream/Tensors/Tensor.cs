@@ -36,6 +36,25 @@ public sealed class Tensor : IDisposable
         return new Tensor(type, shape.ToArray(), buffer, quantization);
     }
 
+    /// <summary>
+    /// A tensor over memory owned elsewhere (a view of a mapped weight file): not accounted, and
+    /// <see cref="Dispose"/> does not free it. The owner keeps the memory valid, and readable for
+    /// <see cref="NativeAllocator.OverAllocationBytes"/> past the end, while the tensor is used.
+    /// </summary>
+    internal static unsafe Tensor Wrap(ElementType type, ReadOnlySpan<int> shape, void* data, Quantization? quantization = null)
+    {
+        var count = checked((int)Shapes.ElementCount(shape));
+        IDisposable buffer = type switch
+        {
+            ElementType.Float32 => NativeBuffer<float>.Wrap((float*)data, count),
+            ElementType.Float16 => NativeBuffer<Half>.Wrap((Half*)data, count),
+            ElementType.Int64 => NativeBuffer<long>.Wrap((long*)data, count),
+            ElementType.Int32 => NativeBuffer<int>.Wrap((int*)data, count),
+            _ => NativeBuffer<byte>.Wrap((byte*)data, count),
+        };
+        return new Tensor(type, shape.ToArray(), buffer, quantization);
+    }
+
     /// <summary>Allocates a tensor holding a copy of <paramref name="values"/>.</summary>
     public static Tensor From<T>(ReadOnlySpan<T> values, ReadOnlySpan<int> shape, NativeAllocator? allocator = null)
         where T : unmanaged

@@ -1,29 +1,33 @@
 using System.IO.MemoryMappedFiles;
 using OnnxStream.Graph;
+using OnnxStream.Kernels;
 using OnnxStream.Memory;
 using OnnxStream.Tensors;
 
 namespace OnnxStream.Weights;
 
 /// <summary>
-/// Reads weights through memory mappings of their files (a model folder's .bin files, or ranges of one
-/// .onnx or external data file): one read-only mapping per distinct file, opened on first use and kept
-/// until <see cref="Dispose"/>. Each weight is copied from a view of just its range into a new native
-/// tensor, freed at <see cref="Release"/>: the bytes come from the page cache without read system
-/// calls, and the view is unmapped right after the copy, so the process does not keep the file's pages
-/// mapped (its resident size stays that of the tensors it holds, as with
-/// <see cref="DiskNoCacheWeightsProvider"/>).
+/// Zero-copy weights: each weight file (a model folder's .bin files, or one .onnx or external data file
+/// holding many weights as ranges) is mapped whole, once, on first use and kept until
+/// <see cref="Dispose"/>; a weight is a tensor over its range of the mapping, nothing is read or copied.
+/// The mapping is copy-on-write, so nothing can write through to the file. Tracked bytes do not include
+/// mapped pages: they are page cache the kernel can drop and read again (the process's resident size
+/// counts the pages it has touched).
 /// </summary>
 /// <remarks>
-/// Before each copy the file's current length is checked against the weight's range, so a file
-/// truncated after it was mapped fails the run (a <see cref="ModelFormatException"/> naming the file)
-/// instead of faulting on pages past its end. A file truncated by another process during the copy
-/// itself still faults: do not rewrite model files while a session uses them.
+/// A weight whose range ends so close to the end of its file's last page that XNNPACK's reads past the
+/// end (<see cref="NativeAllocator.OverAllocationBytes"/>) would leave the mapping is copied instead
+/// (rare: it needs the file's size within 16 bytes of a multiple of the page size). Before each weight
+/// is handed out the file's current length is checked against its range, so a file truncated after it
+/// was mapped fails the run (a <see cref="ModelFormatException"/> naming the file) instead of faulting;
+/// a file truncated while an operation reads it still faults: do not rewrite model files while a
+/// session uses them.
 /// </remarks>
 public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
 {
     private readonly object _gate = new();
     private readonly Dictionary<string, Mapping> _mappings = new(StringComparer.Ordinal);
+    private readonly List<Mapping> _retired = [];
     private NativeAllocator _allocator = NativeAllocator.Shared;
     private bool _disposed;
 
@@ -45,24 +49,12 @@ public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
         var location = weight.Location ?? throw new ArgumentException($"'{weight.Name}' is not a weight.", nameof(weight));
         if (location.Inline is not null) return WeightFileReader.Read(weight, _allocator);
         cancellationToken.ThrowIfCancellationRequested();
-        var tensor = Tensor.Allocate(weight.WeightType!.Value, weight.Shape, _allocator, weight.Quantization);
-        try
-        {
-            var target = tensor.Bytes;
-            if (target.Length != location.Length)
-                throw new ModelFormatException($"weight '{weight.Name}': {location.Length} bytes in {location.Path} do not fill {tensor}");
-            if (target.Length > 0) CopyRange(weight, location, target);
-            return tensor;
-        }
-        catch
-        {
-            tensor.Dispose();
-            throw;
-        }
-    }
-
-    private void CopyRange(TensorDescriptor weight, WeightLocation location, Span<byte> target)
-    {
+        var type = weight.WeightType!.Value;
+        if (location.Length == 0 && Shapes.ElementCount(weight.Shape) == 0)
+            return Tensor.Allocate(type, weight.Shape, _allocator, weight.Quantization);
+        var expected = Shapes.ElementCount(weight.Shape) * type.Size();
+        if (expected != location.Length)
+            throw new ModelFormatException($"weight '{weight.Name}': {location.Length} bytes in {location.Path} do not fill {type}[{string.Join(',', weight.Shape)}]");
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
@@ -72,19 +64,12 @@ public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
             if (location.Offset < 0 || end > fileLength)
                 throw new ModelFormatException(
                     $"weight file {location.Path} ended after {Math.Max(0, fileLength - location.Offset)} of {location.Length} bytes of '{weight.Name}' (truncated?)");
-            // A view of just the range (the runtime aligns its start to a page): unmapped right after the copy.
-            using var view = mapping.Map.CreateViewAccessor(location.Offset, location.Length, MemoryMappedFileAccess.Read);
-            var handle = view.SafeMemoryMappedViewHandle;
-            byte* pointer = null;
-            handle.AcquirePointer(ref pointer);
-            try
-            {
-                new ReadOnlySpan<byte>(pointer + view.PointerOffset, target.Length).CopyTo(target);
-            }
-            finally
-            {
-                handle.ReleasePointer();
-            }
+            var data = mapping.Pointer + location.Offset;
+            if (end + NativeAllocator.OverAllocationBytes <= mapping.ReadableBytes)
+                return Tensor.Wrap(type, weight.Shape, data, weight.Quantization);
+            var copy = Tensor.Allocate(type, weight.Shape, _allocator, weight.Quantization);
+            new ReadOnlySpan<byte>(data, (int)location.Length).CopyTo(copy.Bytes);
+            return copy;
         }
     }
 
@@ -95,21 +80,27 @@ public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
         if (_mappings.TryGetValue(key, out var mapping))
         {
             if (end <= mapping.Capacity) return mapping;
+            // Tensors over the old mapping may still be in use by this operation: keep it until Dispose.
             _mappings.Remove(key);
-            mapping.Dispose();
+            _retired.Add(mapping);
         }
         var stream = new FileStream(key, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, bufferSize: 0);
+        MemoryMappedFile? map = null;
+        MemoryMappedViewAccessor? view = null;
         try
         {
             var length = RandomAccess.GetLength(stream.SafeFileHandle);
             if (length == 0 || end > length)
                 throw new ModelFormatException($"weight file {path} has {length} bytes, fewer than the {end} its weights need (truncated?)");
-            var map = MemoryMappedFile.CreateFromFile(stream, mapName: null, capacity: 0, MemoryMappedFileAccess.Read,
+            map = MemoryMappedFile.CreateFromFile(stream, mapName: null, capacity: 0, MemoryMappedFileAccess.CopyOnWrite,
                 HandleInheritability.None, leaveOpen: true);
-            mapping = new Mapping(stream, map, length);
+            view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.CopyOnWrite);
+            mapping = new Mapping(stream, map, view, length);
         }
         catch
         {
+            view?.Dispose();
+            map?.Dispose();
             stream.Dispose();
             throw;
         }
@@ -126,22 +117,53 @@ public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
     /// <inheritdoc />
     public void EndRun() { }
 
-    /// <summary>Unmaps and closes every file.</summary>
+    /// <summary>Unmaps and closes every file: no tensor this provider handed out may be used after this.</summary>
     public void Dispose()
     {
         lock (_gate)
         {
             _disposed = true;
-            foreach (var mapping in _mappings.Values) mapping.Dispose();
+            foreach (var mapping in _mappings.Values.Concat(_retired)) mapping.Dispose();
             _mappings.Clear();
+            _retired.Clear();
         }
     }
 
-    private sealed record Mapping(FileStream File, MemoryMappedFile Map, long Capacity) : IDisposable
+    /// <summary>A file mapped whole, with its view's address held until disposed.</summary>
+    private sealed class Mapping : IDisposable
     {
+        private readonly MemoryMappedFile _map;
+        private readonly MemoryMappedViewAccessor _view;
+
+        public Mapping(FileStream file, MemoryMappedFile map, MemoryMappedViewAccessor view, long capacity)
+        {
+            File = file;
+            _map = map;
+            _view = view;
+            Capacity = capacity;
+            byte* pointer = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
+            Pointer = pointer + view.PointerOffset;
+            // The last page is mapped whole: bytes past the file's end up to the page's end read as zero.
+            ReadableBytes = (capacity + Environment.SystemPageSize - 1) / Environment.SystemPageSize * Environment.SystemPageSize;
+        }
+
+        public FileStream File { get; }
+
+        /// <summary>The file's length when it was mapped.</summary>
+        public long Capacity { get; }
+
+        /// <summary>Bytes from <see cref="Pointer"/> that can be read without a fault.</summary>
+        public long ReadableBytes { get; }
+
+        /// <summary>The file's first byte.</summary>
+        public byte* Pointer { get; }
+
         public void Dispose()
         {
-            Map.Dispose();
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _view.Dispose();
+            _map.Dispose();
             File.Dispose();
         }
     }

@@ -11,6 +11,7 @@ internal sealed class YoloV8nTests
     [TestCase(WeightsProviderKind.Prefetch, 2)]
     [TestCase(WeightsProviderKind.NoCache, 1)]
     [TestCase(WeightsProviderKind.Ram, 2)]
+    [TestCase(WeightsProviderKind.MemoryMapped, 2)]
     public void Reproduces_the_original_cpp_output(WeightsProviderKind provider, int threads)
     {
         var folder = SharedFixtures.Require("models/yolov8n_fp32");

@@ -84,6 +84,15 @@ internal sealed class ShapeOperatorTests
     public void ConstantOfShape_plain_text_is_float32() =>
         OperatorTestHarness.AssertMatchesOrt("ConstantOfShape", [Shape(3, 1, 2)], Value(ElementType.Float32, 2.5, "2.5"));
 
+    /// <summary>The original converter writes an int64 value bare and a float one as Python's str(float).</summary>
+    [Test]
+    public void ConstantOfShape_plain_integer_text_is_int64_and_python_float_text_float32()
+    {
+        OperatorTestHarness.AssertMatchesOrt("ConstantOfShape", [Shape(4)], Value(ElementType.Int64, 1, "1"));
+        OperatorTestHarness.AssertMatchesOrt("ConstantOfShape", [Shape(4)], Value(ElementType.Int64, -3, "-3"));
+        OperatorTestHarness.AssertMatchesOrt("ConstantOfShape", [Shape(4)], Value(ElementType.Float32, 1, "1.0"));
+    }
+
     private static IEnumerable<TestCaseData> ValueCases() =>
         from type in AllTypes
         from form in new[] { "prefix", "dtype" }

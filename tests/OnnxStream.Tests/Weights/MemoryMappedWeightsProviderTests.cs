@@ -99,7 +99,7 @@ internal sealed class MemoryMappedWeightsProviderTests
     }
 
     [Test]
-    public void Views_are_unmapped_after_each_copy_and_files_closed_on_dispose()
+    public void Weights_are_views_of_one_mapping_per_file_unmapped_and_closed_on_dispose()
     {
         if (!OperatingSystem.IsLinux()) Assert.Ignore("reads /proc/self");
         var data = Path.Combine(_model.Folder, TinyWeightsModel.DataFile);
@@ -107,9 +107,28 @@ internal sealed class MemoryMappedWeightsProviderTests
         using (var input = Tensor.From<float>(TinyWeightsModel.X, [2, 3], session.Allocator))
             session.Run(new Dictionary<string, Tensor> { ["x"] = input }).Dispose();
         Assert.That(OpenDescriptors(data), Is.EqualTo(1), "one open file per mapped file while the session lives");
-        Assert.That(File.ReadAllText("/proc/self/maps"), Does.Not.Contain(data), "no view stays mapped between operations");
+        Assert.That(File.ReadAllText("/proc/self/maps"), Does.Contain(data), "the file stays mapped while the session lives");
         session.Dispose();
         Assert.That(OpenDescriptors(data), Is.Zero, "closed by Dispose");
+        Assert.That(File.ReadAllText("/proc/self/maps"), Does.Not.Contain(data), "unmapped by Dispose");
+    }
+
+    [Test]
+    public void A_weight_costs_no_tracked_memory_and_writes_do_not_reach_the_file()
+    {
+        var allocator = new NativeAllocator();
+        using var provider = new MemoryMappedWeightsProvider();
+        var weights = _model.SingleFileGraph().WeightsInUseOrder().Where(w => w.Location!.Inline is null && w.Location.Length > 0).ToList();
+        Assert.That(weights, Is.Not.Empty);
+        provider.Initialize(weights, allocator);
+        var weight = weights[0];
+        var tensor = provider.Acquire(weight, CancellationToken.None);
+        Assert.That(allocator.CurrentBytes, Is.Zero, "a view, not a copy");
+        tensor.Bytes.Fill(0xAB); // copy-on-write: private to this process
+        provider.Release(weight, tensor);
+        var file = File.ReadAllBytes(weight.Location!.Path).AsSpan((int)weight.Location.Offset, (int)weight.Location.Length).ToArray();
+        Assert.That(file, Is.EqualTo(_model.WeightFiles[weight.Name]));
+        Assert.That(allocator.LiveBlocks, Is.Zero);
     }
 
     private static int OpenDescriptors(string path) =>
