@@ -28,27 +28,22 @@ internal sealed class ConvOperator : IOperator
         var outputChannels = g.OutputChannels;
         var inputPixels = plan.InputHeight * plan.InputWidth;
         var outputPixels = g.OutputHeight(plan.InputHeight) * g.OutputWidth(plan.InputWidth);
-        var kernelPixels = g.KernelHeight * g.KernelWidth;
 
+        // With the Ram provider the packed kernel is kept for later runs (when W and B are weights).
+        var cacheable = context.IsWeight(1) && (b is null || context.IsWeight(2));
+        var owned = true;
+        var convolution = cacheable
+            ? context.Prepare(() => CreateConvolution(context, g, w, b), out owned)
+            : CreateConvolution(context, g, w, b);
+        if (!owned && convolution.Geometry != g)
+        {
+            // SAME padding follows the input's size: a kept operator is only good for the geometry it was packed with.
+            convolution = CreateConvolution(context, g, w, b);
+            owned = true;
+        }
         var scratch = new List<Tensor>();
         try
         {
-            // Kernel: OIHW → OHWI (the same memory when the window is 1×1 or there is one input channel per group).
-            var wf = Layout.ToFloat32(context, w, "W", out var ownsW);
-            if (ownsW) scratch.Add(wf);
-            var kernel = wf;
-            if (kernelPixels > 1 && g.GroupInputChannels > 1)
-            {
-                kernel = Track(scratch, context.Scratch(ElementType.Float32, [wf.ElementCount]));
-                Layout.NchwToNhwc<float>(wf.Span<float>(), kernel.Span<float>(), outputChannels, g.GroupInputChannels, kernelPixels, context.Parallel);
-            }
-            Tensor? bias = null;
-            if (b is not null)
-            {
-                bias = Layout.ToFloat32(context, b, "B", out var ownsB);
-                if (ownsB) scratch.Add(bias);
-            }
-
             // Input: NCHW (float32) → NHWC.
             var xf = Layout.ToFloat32(context, x, "X", out var ownsX);
             if (ownsX) scratch.Add(xf);
@@ -63,9 +58,7 @@ internal sealed class ConvOperator : IOperator
             var direct = output.ElementType == ElementType.Float32 && (outputChannels == 1 || outputPixels == 1);
             var nhwcOut = direct ? output : Track(scratch, context.Scratch(ElementType.Float32, [output.ElementCount]));
 
-            using (var convolution = Convolution2dOperator.CreateFloat32(g, kernel.Span<float>(),
-                       bias is null ? default : bias.Span<float>()))
-                convolution.Run(context.Pool, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<float>(), nhwcOut.Buffer<float>());
+            convolution.Run(context.Pool, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<float>(), nhwcOut.Buffer<float>());
 
             if (direct) return;
             if (output.ElementType == ElementType.Float32)
@@ -81,6 +74,37 @@ internal sealed class ConvOperator : IOperator
                 Layout.NhwcToNchw<float>(nhwcOut.Span<float>(), nchw.Span<float>(), n, outputChannels, outputPixels, context.Parallel);
             }
             Layout.FromFloat32(context, nchw, output);
+        }
+        finally
+        {
+            foreach (var tensor in scratch) tensor.Dispose();
+            if (owned) convolution.Dispose();
+        }
+    }
+
+    /// <summary>Packs W (OIHW, widened to float32 and turned OHWI) and B into an XNNPACK convolution.</summary>
+    private static Convolution2dOperator CreateConvolution(OperatorContext context, Convolution2dGeometry g, Tensor w, Tensor? b)
+    {
+        var kernelPixels = g.KernelHeight * g.KernelWidth;
+        var scratch = new List<Tensor>();
+        try
+        {
+            // OIHW → OHWI (the same memory when the window is 1×1 or there is one input channel per group).
+            var wf = Layout.ToFloat32(context, w, "W", out var ownsW);
+            if (ownsW) scratch.Add(wf);
+            var kernel = wf;
+            if (kernelPixels > 1 && g.GroupInputChannels > 1)
+            {
+                kernel = Track(scratch, context.Scratch(ElementType.Float32, [wf.ElementCount]));
+                Layout.NchwToNhwc<float>(wf.Span<float>(), kernel.Span<float>(), g.OutputChannels, g.GroupInputChannels, kernelPixels, context.Parallel);
+            }
+            Tensor? bias = null;
+            if (b is not null)
+            {
+                bias = Layout.ToFloat32(context, b, "B", out var ownsB);
+                if (ownsB) scratch.Add(bias);
+            }
+            return Convolution2dOperator.CreateFloat32(g, kernel.Span<float>(), bias is null ? default : bias.Span<float>());
         }
         finally
         {

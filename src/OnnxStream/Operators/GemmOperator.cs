@@ -8,7 +8,8 @@ namespace OnnxStream.Operators;
 /// ONNX Gemm: Y = alpha · A' · B' + beta · C, with A' = transA ? Aᵀ : A ([M, K]), B' = transB ? Bᵀ : B
 /// ([K, N]) and C unidirectionally broadcast to [M, N] (optional). The product runs the shim's matmul in
 /// float32 (B transposed in the kernel itself; a transposed A is copied first); float16 in and out is
-/// widened and rounded. The output is float16 when A is.
+/// widened and rounded. The output is float16 when A is. With the Ram provider a weight B is packed once
+/// into an XNNPACK fully-connected operator kept for later runs.
 /// </summary>
 internal sealed unsafe class GemmOperator : IOperator
 {
@@ -39,8 +40,17 @@ internal sealed unsafe class GemmOperator : IOperator
                 }
                 var bf = Layout.ToFloat32(context, b, "B", out var ownsB);
                 if (ownsB) scratch.Add(bf);
-                BatchMatMulKernel.Run(context.Pool, new BatchMatMulShape(1, plan.M, plan.K, plan.N, TransposeB: plan.TransB),
-                    (float*)AxisHelper.Data(af), (float*)AxisHelper.Data(bf), (float*)AxisHelper.Data(result));
+                if (context.KeepsPreparedOperators && context.IsWeight(1))
+                {
+                    // Ram provider: B packed once, kept for later runs.
+                    var weights = bf;
+                    var fullyConnected = context.Prepare(() => FullyConnectedOperator.CreateFloat32(plan.K, plan.N, weights.Span<float>(),
+                        transposeWeights: !plan.TransB), out _);
+                    fullyConnected.Run(context.Pool, plan.M, af.Buffer<float>(), result.Buffer<float>());
+                }
+                else
+                    BatchMatMulKernel.Run(context.Pool, new BatchMatMulShape(1, plan.M, plan.K, plan.N, TransposeB: plan.TransB),
+                        (float*)AxisHelper.Data(af), (float*)AxisHelper.Data(bf), (float*)AxisHelper.Data(result));
                 if (plan.Alpha != 1) TensorPrimitives.Multiply(y, plan.Alpha, y);
             }
             if (c is not null && plan.Beta != 0) AddScaledC(context, c, plan, y, scratch);

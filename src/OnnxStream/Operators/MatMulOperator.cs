@@ -9,7 +9,8 @@ namespace OnnxStream.Operators;
 /// a 1-D A is a row vector and a 1-D B a column vector (their dimension is dropped from the result).
 /// Float inputs run the shim's batched matmul in float32 (float16 activations are widened and the result
 /// rounded; the output is float16 when either input is); int64 and int32 run a managed loop.
-/// A weight B with no batch dimensions (every Linear layer) is one product over all of A's rows.
+/// A weight B with no batch dimensions (every Linear layer) is one product over all of A's rows; with the
+/// Ram provider it is packed once into an XNNPACK fully-connected operator kept for later runs.
 /// </summary>
 internal sealed unsafe class MatMulOperator : IOperator
 {
@@ -41,7 +42,16 @@ internal sealed unsafe class MatMulOperator : IOperator
             var result = output;
             if (output.ElementType != ElementType.Float32)
                 scratch.Add(result = context.Scratch(ElementType.Float32, plan.OutputShape));
-            Multiply(context.Pool, plan, (float*)AxisHelper.Data(af), (float*)AxisHelper.Data(bf), (float*)AxisHelper.Data(result));
+            if (context.KeepsPreparedOperators && context.IsWeight(1) && b.Shape.Length == 2)
+            {
+                // Ram provider: B packed once, kept for later runs.
+                var (k, n) = (plan.K, plan.N);
+                var weights = bf;
+                var fullyConnected = context.Prepare(() => FullyConnectedOperator.CreateFloat32(k, n, weights.Span<float>(), transposeWeights: true), out _);
+                fullyConnected.Run(context.Pool, checked((int)plan.Batch.Length * plan.M), af.Buffer<float>(), result.Buffer<float>());
+            }
+            else
+                Multiply(context.Pool, plan, (float*)AxisHelper.Data(af), (float*)AxisHelper.Data(bf), (float*)AxisHelper.Data(result));
             if (result != output) Layout.FromFloat32(context, result, output);
         }
         finally

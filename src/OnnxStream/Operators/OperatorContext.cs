@@ -1,6 +1,7 @@
 using OnnxStream.Graph;
 using OnnxStream.Kernels;
 using OnnxStream.Memory;
+using OnnxStream.Runtime;
 using OnnxStream.Tensors;
 
 namespace OnnxStream.Operators;
@@ -10,9 +11,12 @@ public sealed class OperatorContext
 {
     private readonly Tensor?[] _inputs;
     private readonly Tensor?[] _outputs;
+    private readonly PreparedOperatorCache? _prepared;
 
-    internal OperatorContext(GraphNode node, Tensor?[] inputs, XnnThreadPool pool, NativeAllocator allocator)
+    internal OperatorContext(GraphNode node, Tensor?[] inputs, XnnThreadPool pool, NativeAllocator allocator,
+        PreparedOperatorCache? prepared = null)
     {
+        _prepared = prepared;
         Node = node;
         _inputs = inputs;
         _outputs = new Tensor?[node.Outputs.Length];
@@ -61,6 +65,23 @@ public sealed class OperatorContext
 
     /// <summary>A scratch tensor the operator must dispose itself.</summary>
     public Tensor Scratch(ElementType type, ReadOnlySpan<int> shape) => Tensor.Allocate(type, shape, Allocator);
+
+    /// <summary>
+    /// A native operator built from this node's weights: the one the session keeps from an earlier run
+    /// when it keeps them (the Ram provider; then <paramref name="owned"/> is false), else a new one
+    /// the caller disposes. Only for operators that depend on nothing but the node's weights and attributes.
+    /// </summary>
+    internal T Prepare<T>(Func<T> create, out bool owned) where T : PreparedOperator
+    {
+        owned = _prepared is null;
+        return _prepared is null ? create() : _prepared.GetOrCreate(Node, create);
+    }
+
+    /// <summary>Whether the session keeps prepared operators between runs (see <see cref="Prepare{T}"/>).</summary>
+    internal bool KeepsPreparedOperators => _prepared is not null;
+
+    /// <summary>Whether input <paramref name="index"/> is one of the model's weights (not an activation).</summary>
+    public bool IsWeight(int index) => index < Node.Inputs.Length && Node.Inputs[index] is { IsWeight: true };
 
     /// <summary>An exception naming the node, for bad inputs or attributes.</summary>
     public OperatorException Error(string message) => new($"{Node}: {message}");

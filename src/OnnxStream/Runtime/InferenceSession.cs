@@ -21,6 +21,7 @@ public sealed class InferenceSession : IDisposable
     private readonly IOperator[] _operators;
     private readonly Dictionary<string, int> _uses = [];
     private readonly bool _trace;
+    private readonly PreparedOperatorCache? _prepared;
 
     /// <summary>Loads a model (a model.txt or a model folder) and prepares to run it.</summary>
     /// <exception cref="ModelFormatException">The model is malformed or uses an unsupported operator.</exception>
@@ -43,18 +44,40 @@ public sealed class InferenceSession : IDisposable
             foreach (var input in node.Inputs)
                 if (input is { IsWeight: false }) _uses[input.Name] = _uses.GetValueOrDefault(input.Name) + 1;
         _trace = options.Trace;
-        _weights = options.CustomWeightsProvider is { } custom
-            ? custom() ?? throw new ArgumentException("CustomWeightsProvider returned null.", nameof(options))
-            : options.WeightsProvider switch
-            {
-                WeightsProviderKind.NoCache => new DiskNoCacheWeightsProvider(),
-                WeightsProviderKind.Ram => new RamWeightsProvider(),
-                WeightsProviderKind.MemoryMapped => new MemoryMappedWeightsProvider(),
-                _ => new DiskPrefetchWeightsProvider(options.PrefetchBudgetBytes),
-            };
-        _weights.Initialize(graph.Nodes.SelectMany(n => n.Inputs.Where(i => i is { IsWeight: true })).ToList()!, Allocator);
         _pool = XnnThreadPool.Create(Math.Max(1, options.Threads));
+        try
+        {
+            _weights = options.CustomWeightsProvider is { } custom
+                ? custom() ?? throw new ArgumentException("CustomWeightsProvider returned null.", nameof(options))
+                : options.WeightsProvider switch
+                {
+                    WeightsProviderKind.NoCache => new DiskNoCacheWeightsProvider(),
+                    WeightsProviderKind.Ram => new RamWeightsProvider(),
+                    WeightsProviderKind.MemoryMapped => new MemoryMappedWeightsProvider(),
+                    _ => new DiskPrefetchWeightsProvider(options.PrefetchBudgetBytes),
+                };
+        }
+        catch
+        {
+            _pool.Dispose();
+            throw;
+        }
+        try
+        {
+            _weights.Initialize(graph.Nodes.SelectMany(n => n.Inputs.Where(i => i is { IsWeight: true })).ToList()!, Allocator);
+        }
+        catch
+        {
+            _weights.Dispose();
+            _pool.Dispose();
+            throw;
+        }
+        if (options.CustomWeightsProvider is null && options.WeightsProvider == WeightsProviderKind.Ram)
+            _prepared = new PreparedOperatorCache();
     }
+
+    /// <summary>Native operators kept between runs (XNNPACK's packed weights): non-zero only with the Ram provider after a run.</summary>
+    public int PreparedOperatorCount => _prepared?.Count ?? 0;
 
     /// <summary>The model.</summary>
     public ModelGraph Graph { get; }
@@ -130,7 +153,7 @@ public sealed class InferenceSession : IDisposable
                     ? tensor
                     : throw new ArgumentException($"{node}: input '{descriptor.Name}' was not supplied.");
             }
-            context = new OperatorContext(node, inputs, _pool, Allocator);
+            context = new OperatorContext(node, inputs, _pool, Allocator, _prepared);
             op.Run(context);
             for (var k = 0; k < node.Outputs.Length; k++)
                 live[node.Outputs[k].Name] = context.Outputs[k] ?? throw context.Error($"did not produce output {k} '{node.Outputs[k].Name}'");
@@ -197,9 +220,10 @@ public sealed class InferenceSession : IDisposable
         if (live.Remove(name, out var tensor) && !callerOwned.Contains(tensor)) tensor.Dispose();
     }
 
-    /// <summary>Stops the provider's thread, frees kept weights and the thread pool.</summary>
+    /// <summary>Stops the provider's thread, frees kept weights and operators and the thread pool.</summary>
     public void Dispose()
     {
+        _prepared?.Dispose();
         _weights.Dispose();
         _pool.Dispose();
     }

@@ -7,9 +7,9 @@ public enum WeightsProviderKind
     Prefetch,
     /// <summary>Read each weight when needed, free it after.</summary>
     NoCache,
-    /// <summary>Keep every weight after the first run.</summary>
+    /// <summary>Keep every weight after the first run, and the native operators packed from them (later runs skip packing).</summary>
     Ram,
-    /// <summary>Copy each weight from a memory mapping of its file when needed (page-cache reads, no read calls), free it after.</summary>
+    /// <summary>Map each weight file once; a weight is a zero-copy view of its range (page cache, no reads, no copies).</summary>
     MemoryMapped,
 }
 

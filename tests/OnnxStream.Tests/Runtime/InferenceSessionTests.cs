@@ -57,6 +57,55 @@ internal sealed class InferenceSessionTests
             Assert.That(session.Allocator.LiveBlocks, Is.Zero);
     }
 
+    [Test]
+    public void The_Ram_provider_keeps_packed_operators_and_its_runs_match_the_streaming_ones()
+    {
+        var folder = Directory.CreateTempSubdirectory("onnxstream-prepared-").FullName;
+        try
+        {
+            void Weight(string name, int count, int seed) => File.WriteAllBytes(Path.Combine(folder, name),
+                Kernels.Reference.RandomFloats(count, seed, -1, 1).SelectMany(BitConverter.GetBytes).ToArray());
+            Weight("cw.bin", 3 * 2 * 3 * 3, 1);
+            Weight("cb.bin", 3, 2);
+            Weight("mw.bin", 4 * 5, 3);
+            Weight("gw.bin", 7 * 60, 4);
+            File.WriteAllText(Path.Combine(folder, "model.txt"),
+                "conv:Conv*input:x(1,2,4,4);cw.bin(float32:3,2,3,3);cb.bin(float32:3)*output:c(1,3,4,4)*kernel_shape:3,3;pads:1,1,1,1\n" +
+                "mm:MatMul*input:c(1,3,4,4);mw.bin(float32:4,5)*output:m(1,3,4,5)\n" +
+                "fl:Flatten*input:m(1,3,4,5)*output:f(1,60)*axis:1\n" +
+                "gemm:Gemm*input:f(1,60);gw.bin(float32:7,60)*output:y(1,7)*transB:1\n");
+            var x = Kernels.Reference.RandomFloats(32, 5, -1, 1);
+            float[] Run(InferenceSession session)
+            {
+                using var input = Tensor.From<float>(x, [1, 2, 4, 4], session.Allocator);
+                using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input });
+                return result.Outputs["y"].Span<float>().ToArray();
+            }
+
+            float[] streamed;
+            using (var streaming = new InferenceSession(ModelTextReader.Read(folder), new InferenceSessionOptions { Threads = 2 }))
+            {
+                streamed = Run(streaming);
+                Assert.That(streaming.PreparedOperatorCount, Is.Zero, "only the Ram provider keeps operators");
+            }
+            var (xnnpackBefore, _) = global::OnnxStream.Kernels.NativeRuntime.XnnpackMemory;
+            using (var ram = new InferenceSession(ModelTextReader.Read(folder), new InferenceSessionOptions { Threads = 2, WeightsProvider = WeightsProviderKind.Ram }))
+            {
+                for (var run = 0; run < 3; run++)
+                {
+                    Assert.That(Run(ram), Is.EqualTo(streamed).Within(1e-5), $"run {run + 1}");
+                    Assert.That(ram.PreparedOperatorCount, Is.EqualTo(3), "Conv, MatMul and Gemm packed once");
+                }
+                Assert.That(global::OnnxStream.Kernels.NativeRuntime.XnnpackMemory.Current, Is.GreaterThan(xnnpackBefore), "packed weights are held");
+            }
+            Assert.That(global::OnnxStream.Kernels.NativeRuntime.XnnpackMemory.Current, Is.EqualTo(xnnpackBefore), "and freed with the session");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [TestCase(WeightsProviderKind.Prefetch)]
     [TestCase(WeightsProviderKind.NoCache)]
     public void A_weight_file_truncated_after_loading_fails_the_run_naming_it_and_leaks_nothing(WeightsProviderKind provider)
