@@ -11,11 +11,11 @@ namespace OnnxStream.Graph;
 /// <param name="ParameterCount">Elements of all weights.</param>
 /// <param name="ParameterBytes">Bytes of all weights as stored.</param>
 /// <param name="PeakScheduleBytes">
-/// The most bytes held at once by the schedule: live activations (as float32 when their type is decided
+/// The most bytes held at once by the schedule: live activations (as float32 when their type is known only
 /// at run time) plus the running operation's weights and outputs.
 /// </param>
 /// <param name="PeakNode">The node at which that peak occurs.</param>
-/// <param name="UnknownShapes">Activations whose shape the model does not state; the peak counts them as empty, so it is a lower bound when this is not zero.</param>
+/// <param name="UnknownShapes">Activations whose shape neither the model states nor load-time inference found (known only at run time); the peak counts them as empty, so it is a lower bound when this is not zero.</param>
 public sealed record ModelSummary(IReadOnlyList<(string OpType, int Count)> OperatorCounts, long ParameterCount, long ParameterBytes,
     long PeakScheduleBytes, string PeakNode, int UnknownShapes)
 {
@@ -35,8 +35,8 @@ public sealed record ModelSummary(IReadOnlyList<(string OpType, int Count)> Oper
         var unknown = new HashSet<string>();
         long Bytes(TensorDescriptor t)
         {
-            if (t.Shape.Contains(0) || (t.Shape.Length == 0 && !t.IsWeight)) { unknown.Add(t.Name); return 0; }
-            return Shapes.ElementCount(t.Shape) * (t.WeightType ?? ElementType.Float32).Size();
+            if (!t.HasStaticShape && (t.Shape.Contains(0) || t.Shape.Length == 0)) { unknown.Add(t.Name); return 0; }
+            return Shapes.ElementCount(t.Shape) * (t.WeightType ?? t.ActivationType ?? ElementType.Float32).Size();
         }
 
         var live = graph.Inputs.Sum(Bytes);

@@ -91,7 +91,8 @@ public static class ModelTextReader
         {
             if (!NameEscaping.TryUnescape(escapedName, out var name))
                 throw new ModelFormatException($"tensor name '{escapedName}' has a malformed _XX_ escape");
-            return new TensorDescriptor(name, shape);
+            // "()" is a scalar or, in unsimplified exports, an unknown shape: only shape inference can tell.
+            return new TensorDescriptor(name, shape) { HasStaticShape = shape.Length > 0 && shape.All(d => d > 0) };
         }
         var (type, quantization) = ParseType(inside[..typeEnd], escapedName);
         if (shape.Contains(0)) throw new ModelFormatException($"weight '{escapedName}' has an unknown (0) dimension");

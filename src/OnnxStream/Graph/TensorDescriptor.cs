@@ -32,6 +32,24 @@ public sealed record TensorDescriptor(string Name, int[] Shape, ElementType? Wei
     /// <summary>Whether this is a weight stored with the model.</summary>
     public bool IsWeight => Location is not null;
 
+    /// <summary>
+    /// An activation's element type when the model declares it (ONNX value_info) or load-time shape
+    /// inference found it; null when only a run will tell.
+    /// </summary>
+    public ElementType? ActivationType { get; init; }
+
+    /// <summary>
+    /// Whether <see cref="Shape"/> is exact: every weight's is; an activation's when the model declares all
+    /// its dimensions or load-time shape inference found them (an empty shape is then a scalar, not unknown).
+    /// </summary>
+    public bool HasStaticShape
+    {
+        get => IsWeight || _staticShape;
+        init => _staticShape = value;
+    }
+
+    private readonly bool _staticShape;
+
     /// <inheritdoc />
     public override string ToString() => $"{Name}({(WeightType is { } t ? t + ":" : "")}{string.Join(',', Shape)})";
 }

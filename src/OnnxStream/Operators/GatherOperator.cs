@@ -1,3 +1,4 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using OnnxStream.Tensors;
 
 namespace OnnxStream.Operators;
@@ -6,10 +7,15 @@ namespace OnnxStream.Operators;
 /// ONNX Gather: entries of the data along <c>axis</c> (default 0, negative counts from the end) at the
 /// int64 or int32 indices, of any rank (negative indices count from the end; out-of-range ones are an
 /// error). Output shape data[:axis] + indices + data[axis+1:]. Any element type; large gathers copy
-/// their slices on <see cref="OperatorContext.Parallel"/>.
+/// their slices on <see cref="OperatorContext.Parallel"/>. A float16 or quantized uint8 weight (an embedding
+/// table of an fp16 or uint8 model) is read as stored and only the gathered slices are widened to float32,
+/// instead of the whole table as for other operators.
 /// </summary>
 internal sealed unsafe class GatherOperator : IOperator
 {
+    /// <inheritdoc />
+    public bool TakesStoredWeight(int index) => index == 0;
+
     /// <summary>Gathers smaller than this many bytes run on the calling thread.</summary>
     private const long ParallelThresholdBytes = 1 << 16;
 
@@ -19,7 +25,11 @@ internal sealed unsafe class GatherOperator : IOperator
         var data = context.Input(0);
         var indices = context.Input(1);
         var shape = InferShape(context, data, indices, out var axis);
-        var output = context.Output(0, data.ElementType, shape, data.Quantization);
+        // A stored float16 or quantized weight (an fp16/uint8 model's embedding table): widen just the gathered rows.
+        var widen = context.IsWeight(0) && (data.ElementType == ElementType.Float16 || data.Quantization is not null);
+        var output = widen
+            ? context.Output(0, ElementType.Float32, shape)
+            : context.Output(0, data.ElementType, shape, data.Quantization);
         if (output.ElementCount == 0) return;
 
         var count = data.Shape[axis];
@@ -28,7 +38,9 @@ internal sealed unsafe class GatherOperator : IOperator
         var pointer = (nint)AxisHelper.Data(indices);
         var wide = indices.ElementType == ElementType.Int64;
         var outer = AxisHelper.Product(data.Shape, 0, axis);
-        var sliceBytes = AxisHelper.Product(data.Shape, axis + 1, data.Shape.Length) * data.ElementType.Size();
+        var sliceElements = AxisHelper.Product(data.Shape, axis + 1, data.Shape.Length);
+        var sliceBytes = sliceElements * data.ElementType.Size();
+        var quantization = data.Quantization;
         var source = (nint)AxisHelper.Data(data);
         var destination = (nint)AxisHelper.Data(output);
         var items = outer * indexCount;
@@ -42,8 +54,16 @@ internal sealed unsafe class GatherOperator : IOperator
                 var index = wide ? ((long*)pointer)[j] : ((int*)pointer)[j];
                 if (index < 0) index += count;
                 var from = (byte*)source + (o * count + index) * sliceBytes;
-                var to = (byte*)destination + item * sliceBytes;
-                Buffer.MemoryCopy(from, to, sliceBytes, sliceBytes);
+                if (widen)
+                {
+                    var to = new Span<float>((float*)destination + item * sliceElements, (int)sliceElements);
+                    if (quantization is { } q)
+                        for (var k = 0; k < to.Length; k++) to[k] = q.Dequantize(from[k]);
+                    else
+                        TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(from, (int)sliceElements), to);
+                }
+                else
+                    Buffer.MemoryCopy(from, (byte*)destination + item * sliceBytes, sliceBytes, sliceBytes);
             }
         }
 

@@ -9,4 +9,11 @@ public interface IOperator
 {
     /// <summary>Computes the node's outputs from its inputs.</summary>
     void Run(OperatorContext context);
+
+    /// <summary>
+    /// Whether input <paramref name="index"/>, when it is a float16 or quantized uint8 weight, should reach
+    /// the operator as stored instead of widened to float32 first; the operator then computes as if it had
+    /// been widened. Gather does, to widen only the rows it takes from an embedding table.
+    /// </summary>
+    bool TakesStoredWeight(int index) => false;
 }

@@ -12,11 +12,13 @@ public sealed class OperatorContext
     private readonly Tensor?[] _inputs;
     private readonly Tensor?[] _outputs;
     private readonly PreparedOperatorCache? _prepared;
+    private readonly IOutputCapture? _capture;
 
     internal OperatorContext(GraphNode node, Tensor?[] inputs, XnnThreadPool pool, NativeAllocator allocator,
-        PreparedOperatorCache? prepared = null)
+        PreparedOperatorCache? prepared = null, IOutputCapture? capture = null)
     {
         _prepared = prepared;
+        _capture = capture;
         Node = node;
         _inputs = inputs;
         _outputs = new Tensor?[node.Outputs.Length];
@@ -60,11 +62,14 @@ public sealed class OperatorContext
         if (_outputs[index] is not null) throw Error($"output {index} was allocated twice");
         foreach (var dimension in shape)
             if (dimension < 0) throw Error($"output {index} would have a negative dimension [{string.Join(',', shape.ToArray())}]");
-        return _outputs[index] = Tensor.Allocate(type, shape, Allocator, quantization);
+        return _outputs[index] = _capture is null
+            ? Tensor.Allocate(type, shape, Allocator, quantization)
+            : _capture.Declare(index, type, shape, quantization);
     }
 
     /// <summary>A scratch tensor the operator must dispose itself.</summary>
-    public Tensor Scratch(ElementType type, ReadOnlySpan<int> shape) => Tensor.Allocate(type, shape, Allocator);
+    public Tensor Scratch(ElementType type, ReadOnlySpan<int> shape) =>
+        _capture is null ? Tensor.Allocate(type, shape, Allocator) : throw new OutputsCapturedException(complete: false);
 
     /// <summary>
     /// A native operator built from this node's weights: the one the session keeps from an earlier run
@@ -94,4 +99,22 @@ public sealed class OperatorException : Exception
 {
     /// <summary>Creates the exception.</summary>
     public OperatorException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>
+/// Takes the outputs an operator declares when it runs for shape inference only (see
+/// <see cref="Graph.Passes.ShapeInference"/>): it records each output's type and shape, and either stops
+/// the operator (<see cref="OutputsCapturedException"/>) or hands it a placeholder to write into.
+/// </summary>
+internal interface IOutputCapture
+{
+    /// <summary>Records output <paramref name="index"/>; returns where the operator may write it, or throws to stop it.</summary>
+    Tensor Declare(int index, ElementType type, ReadOnlySpan<int> shape, Quantization? quantization);
+}
+
+/// <summary>Stops an operator run for shape inference once its outputs are known (or when it would need scratch memory).</summary>
+internal sealed class OutputsCapturedException(bool complete) : Exception("shape inference: outputs captured")
+{
+    /// <summary>Whether every output was declared before the stop.</summary>
+    public bool Complete { get; } = complete;
 }

@@ -147,7 +147,7 @@ public sealed class InferenceSession : IDisposable
                 {
                     var weight = _weights.Acquire(descriptor, cancellationToken);
                     acquired.Add((descriptor, weight));
-                    inputs[j] = ToComputeType(weight, converted);
+                    inputs[j] = op.TakesStoredWeight(j) ? weight : ToComputeType(weight, converted);
                 }
                 else inputs[j] = live.TryGetValue(descriptor.Name, out var tensor)
                     ? tensor

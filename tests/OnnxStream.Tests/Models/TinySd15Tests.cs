@@ -61,20 +61,12 @@ internal sealed class TinySd15Tests
         var model = SharedFixtures.Require($"models/tiny-sd15/{form.Model}");
         var reference = SharedFixtures.Require($"models/tiny-sd15/{form.Component}/ref");
         using var meta = JsonDocument.Parse(File.ReadAllText(Path.Combine(reference, "meta.json")));
-        var renamed = new Dictionary<string, string>();
-        if (form.IsFolder && meta.RootElement.GetProperty("onnxstream_folders").GetProperty(form.Model).TryGetProperty("renamed_io", out var map))
-            foreach (var entry in map.EnumerateObject()) renamed[entry.Name] = entry.Value.GetString()!;
-
         using var session = new InferenceSession(ModelLoader.Load(model), new InferenceSessionOptions { Threads = threads, WeightsProvider = provider });
         var inputs = new Dictionary<string, Tensor>();
         var expected = new Dictionary<string, Tensor>();
         try
         {
-            foreach (var input in meta.RootElement.GetProperty("inputs").EnumerateArray())
-            {
-                var name = input.GetProperty("name").GetString()!;
-                inputs[renamed.GetValueOrDefault(name, name)] = ReadRaw(reference, input, session);
-            }
+            ReadInputs(form, meta, reference, session, inputs);
             foreach (var output in meta.RootElement.GetProperty("outputs").EnumerateArray())
                 expected[output.GetProperty("name").GetString()!] = ReadRaw(reference, output, session);
 
@@ -105,6 +97,38 @@ internal sealed class TinySd15Tests
             Assert.That(session.Allocator.LiveBlocks, Is.Zero, "tensors leaked after the runs");
         else if (form.Component != "text_encoder")
             Assert.That(session.PreparedOperatorCount, Is.GreaterThan(10), "packed convolutions and matmuls kept");
+    }
+
+    /// <summary>The peak tracked bytes of one run of <paramref name="graph"/> (a load of <paramref name="form"/>) on the reference inputs, weights read per operation.</summary>
+    internal static long MeasurePeak(Form form, ModelGraph graph)
+    {
+        var reference = SharedFixtures.Require($"models/tiny-sd15/{form.Component}/ref");
+        using var meta = JsonDocument.Parse(File.ReadAllText(Path.Combine(reference, "meta.json")));
+        using var session = new InferenceSession(graph, new InferenceSessionOptions { Threads = 1, WeightsProvider = WeightsProviderKind.NoCache });
+        var inputs = new Dictionary<string, Tensor>();
+        try
+        {
+            ReadInputs(form, meta, reference, session, inputs);
+            using var result = session.Run(inputs);
+            return result.PeakBytes;
+        }
+        finally
+        {
+            foreach (var tensor in inputs.Values) tensor.Dispose();
+        }
+    }
+
+    /// <summary>The reference inputs, under the names the form's graph has (the converter renamed some).</summary>
+    private static void ReadInputs(Form form, JsonDocument meta, string reference, InferenceSession session, Dictionary<string, Tensor> inputs)
+    {
+        var renamed = new Dictionary<string, string>();
+        if (form.IsFolder && meta.RootElement.GetProperty("onnxstream_folders").GetProperty(form.Model).TryGetProperty("renamed_io", out var map))
+            foreach (var entry in map.EnumerateObject()) renamed[entry.Name] = entry.Value.GetString()!;
+        foreach (var input in meta.RootElement.GetProperty("inputs").EnumerateArray())
+        {
+            var name = input.GetProperty("name").GetString()!;
+            inputs[renamed.GetValueOrDefault(name, name)] = ReadRaw(reference, input, session);
+        }
     }
 
     /// <summary>

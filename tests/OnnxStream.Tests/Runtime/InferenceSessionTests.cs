@@ -106,6 +106,41 @@ internal sealed class InferenceSessionTests
         }
     }
 
+    [TestCase("float16")]
+    [TestCase("uint8")]
+    public void Gather_widens_only_the_rows_it_takes_from_a_stored_table(string storage)
+    {
+        // A 1000×64 embedding table: 128 KiB as float16, 64 KiB as uint8, 256 KiB if it were widened whole.
+        const int rows = 1000, width = 64;
+        var values = Kernels.Reference.RandomFloats(rows * width, 7, -1, 1);
+        var quantization = new global::OnnxStream.Kernels.Quantization(2f / 255, 128);
+        var folder = Directory.CreateTempSubdirectory("onnxstream-gather-").FullName;
+        try
+        {
+            var stored = storage == "float16"
+                ? values.SelectMany(v => BitConverter.GetBytes((Half)v)).ToArray()
+                : values.Select(quantization.Quantize).ToArray();
+            File.WriteAllBytes(Path.Combine(folder, "table.bin"), stored);
+            var type = storage == "float16" ? "float16" : $"uint8[{quantization.Scale.ToString("R", System.Globalization.CultureInfo.InvariantCulture)},128]";
+            File.WriteAllText(Path.Combine(folder, "model.txt"), $"gather:Gather*input:table.bin({type}:{rows},{width});ids(1,3)*output:y(1,3,{width})*axis:0\n");
+            using var session = new InferenceSession(ModelLoader.Load(folder), new InferenceSessionOptions { Threads = 1, WeightsProvider = WeightsProviderKind.NoCache });
+            using var ids = Tensor.From<long>([5, 999, -1], [1, 3], session.Allocator);
+            using var result = session.Run(new Dictionary<string, Tensor> { ["ids"] = ids });
+            var y = result.Outputs["y"];
+            Assert.That(y.ElementType, Is.EqualTo(ElementType.Float32));
+            float Widened(int row, int column) => storage == "float16"
+                ? (float)(Half)values[row * width + column]
+                : quantization.Dequantize(stored[row * width + column]);
+            var expected = new[] { 5, 999, 999 }.SelectMany(row => Enumerable.Range(0, width).Select(column => Widened(row, column))).ToArray();
+            Assert.That(y.Span<float>().ToArray(), Is.EqualTo(expected));
+            Assert.That(result.PeakBytes, Is.LessThan(stored.Length + 4 * 1024 + 3 * width * 4), "the stored table and the rows, never the table widened");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [TestCase(WeightsProviderKind.Prefetch)]
     [TestCase(WeightsProviderKind.NoCache)]
     public void A_weight_file_truncated_after_loading_fails_the_run_naming_it_and_leaks_nothing(WeightsProviderKind provider)

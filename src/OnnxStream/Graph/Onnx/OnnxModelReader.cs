@@ -30,14 +30,22 @@ internal static class OnnxModelReader
                 throw new ModelFormatException($"{path}: opset {opset.Version} is not supported (7 or later)");
 
         // Declared shapes: graph inputs, outputs and value_info (0 for a symbolic or unknown dimension).
-        var shapes = new Dictionary<string, int[]>(StringComparer.Ordinal);
+        var declared = new Dictionary<string, ValueInfoProto>(StringComparer.Ordinal);
         foreach (var info in contents.ValueInfo.Concat(contents.Outputs).Concat(contents.Inputs))
-            shapes[info.Name] = ShapeOf(info);
+            declared[info.Name] = info;
         var activations = new Dictionary<string, TensorDescriptor>(StringComparer.Ordinal);
         TensorDescriptor Activation(string name)
         {
             if (!activations.TryGetValue(name, out var descriptor))
-                activations[name] = descriptor = new TensorDescriptor(name, shapes.GetValueOrDefault(name, []));
+            {
+                var info = declared.GetValueOrDefault(name);
+                var shape = info is null ? [] : ShapeOf(info);
+                activations[name] = descriptor = new TensorDescriptor(name, shape)
+                {
+                    ActivationType = info?.Type?.TensorType is { } tensorType ? TensorMaterializer.ElementTypeOf(tensorType.ElemType) : null,
+                    HasStaticShape = info?.Type?.TensorType?.Shape is not null && shape.All(d => d > 0),
+                };
+            }
             return descriptor;
         }
 
@@ -144,9 +152,7 @@ internal static class OnnxModelReader
         }
 
         var graph = new ModelGraph(path, TopologicalSort.Sort(nodes, path), graphInputs, graphOutputs);
-        graph = IdentityElimination.Apply(graph);
-        graph = ConstantFolding.Apply(graph, registry);
-        graph = DeadNodeElimination.Apply(graph);
+        graph = LoadTimePasses.Apply(graph, registry);
         if (graph.Nodes.Count == 0) throw new ModelFormatException($"{path}: the model has no operations.");
 
         // Inputs and outputs are the declared ones; the passes keep the order executable.

