@@ -17,7 +17,13 @@ internal static class RunCommand
         var threads = new Option<int>("--threads") { Description = "Threads for the kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var extra = new Option<string[]>("--extra-output") { Description = "An intermediate tensor to write too.", AllowMultipleArgumentsPerToken = true };
         var trace = new Option<bool>("--trace") { Description = "Print each operation's time and the bytes held after it." };
-        var command = new Command("run", "Run a model on .npy inputs.") { model, inputs, outputDir, provider, threads, extra, trace };
+        var precision = new Option<string>("--precision")
+        {
+            Description = "fp32; fp16-storage (float16 activations, float32 arithmetic); fp16 (float16 activations and kernels where the CPU has them).",
+            DefaultValueFactory = _ => "fp32",
+        };
+        precision.AcceptOnlyFromAmong("fp32", "fp16-storage", "fp16");
+        var command = new Command("run", "Run a model on .npy inputs.") { model, inputs, outputDir, provider, threads, extra, trace, precision };
         command.SetAction((result, cancellationToken) =>
         {
             var options = new InferenceSessionOptions
@@ -25,9 +31,12 @@ internal static class RunCommand
                 Threads = result.GetValue(threads),
                 WeightsProvider = result.GetValue(provider) switch { "nocache" => WeightsProviderKind.NoCache, "ram" => WeightsProviderKind.Ram, "mmap" => WeightsProviderKind.MemoryMapped, _ => WeightsProviderKind.Prefetch },
                 Trace = result.GetValue(trace),
+                Precision = result.GetValue(precision) switch { "fp16" => Precision.Float16Arithmetic, "fp16-storage" => Precision.Float16Storage, _ => Precision.Float32 },
             };
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
             using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!), options);
+            if (session.Precision != options.Precision)
+                Console.Error.WriteLine("notice: this CPU has no float16 kernels (XNNPACK needs AVX2 or ARMv8.2 FP16): running fp16-storage instead.");
             var tensors = new Dictionary<string, Tensor>();
             try
             {

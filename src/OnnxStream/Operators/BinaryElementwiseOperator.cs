@@ -8,8 +8,9 @@ namespace OnnxStream.Operators;
 /// <summary>
 /// Add, Sub, Mul and Div with NumPy broadcasting. float32 runs on XNNPACK (ranks up to 6; higher ranks
 /// in managed code); float16 Add and Mul run on XNNPACK's f16 kernels where the processor has them,
-/// other float16 cases are computed in float32 and rounded; a float16 operand with a float32 one is
-/// widened and the output is float32; int64 and int32 are computed in managed code (division
+/// other float16 cases are computed in float32 and rounded; a float16 operand with a float32 one (a
+/// float16 model's activation and a weight the session widened) computes in float16 with the float32
+/// operand rounded, and the output is float16; int64 and int32 are computed in managed code (division
 /// truncates toward zero, and dividing by zero is an error).
 /// </summary>
 internal abstract unsafe class BinaryElementwiseOperator : IOperator
@@ -38,7 +39,8 @@ internal abstract unsafe class BinaryElementwiseOperator : IOperator
                 break;
             case (ElementType.Float16, ElementType.Float32):
             case (ElementType.Float32, ElementType.Float16):
-                RunMixed(context, a, b, shape, context.Output(0, ElementType.Float32, shape));
+                // A float16 model's activation meeting a weight the session widened: the result stays float16.
+                RunMixed(context, a, b, shape, context.Output(0, ElementType.Float16, shape));
                 break;
             case (ElementType.Int64, ElementType.Int64):
                 RunInteger<long>(context, a, b, shape);
@@ -119,9 +121,10 @@ internal abstract unsafe class BinaryElementwiseOperator : IOperator
     private void RunMixed(OperatorContext context, Tensor a, Tensor b, int[] shape, Tensor output)
     {
         if (output.ElementCount == 0) return;
-        var narrow = a.ElementType == ElementType.Float16 ? a : b;
-        using var wide = Widen(context, narrow);
-        RunFloat32(context, ReferenceEquals(narrow, a) ? wide : a, ReferenceEquals(narrow, b) ? wide : b, shape, output);
+        var wide = a.ElementType == ElementType.Float32 ? a : b;
+        using var narrowed = context.Scratch(ElementType.Float16, wide.Shape);
+        ConversionKernels.ToFloat16(context.Pool, wide.ElementCount, wide.Buffer<float>(), narrowed.Buffer<Half>());
+        RunFloat16(context, ReferenceEquals(wide, a) ? narrowed : a, ReferenceEquals(wide, b) ? narrowed : b, shape, output);
     }
 
     private static Tensor Widen(OperatorContext context, Tensor half)

@@ -7,7 +7,8 @@ namespace OnnxStream.Operators;
 /// ONNX Conv, 1-D and 2-D: X [N,C,(H,)W], W [M,C/group,(kH,)kW], optional B [M]. Runs XNNPACK's NHWC
 /// convolution between NCHW ↔ NHWC transposes, in float32: float16 activations are widened and the
 /// result rounded back; float16 or quantized uint8 weights and biases (fp16/uint8 model folders) are
-/// widened/dequantized. A 1-D convolution is a 2-D one of height 1; its weights may carry the trailing
+/// widened/dequantized. With <see cref="OperatorContext.Float16Kernels"/> a float16 X runs XNNPACK's
+/// float16 convolution instead (weights narrowed to float16). A 1-D convolution is a 2-D one of height 1; its weights may carry the trailing
 /// dimension of 1 that the original converter adds ([M,C/group,k,1]).
 /// </summary>
 internal sealed class ConvOperator : IOperator
@@ -21,7 +22,16 @@ internal sealed class ConvOperator : IOperator
         var plan = InferShape(context, x, w, b);
         var output = context.Output(0, x.ElementType, plan.OutputShape);
         if (output.ElementCount == 0) return;
+        if (context.Float16Kernels && x.ElementType == ElementType.Float16)
+            Convolve<Half>(context, plan, x, w, b, output);
+        else
+            Convolve<float>(context, plan, x, w, b, output);
+    }
 
+    /// <summary>The convolution computed in <typeparamref name="T"/> (float or Half), between NCHW ↔ NHWC transposes.</summary>
+    private static void Convolve<T>(OperatorContext context, ConvPlan plan, Tensor x, Tensor w, Tensor? b, Tensor output) where T : unmanaged
+    {
+        var type = ElementTypes.Of<T>();
         var g = plan.Geometry;
         var n = x.Shape[0];
         var inputChannels = g.InputChannels;
@@ -33,78 +43,117 @@ internal sealed class ConvOperator : IOperator
         var cacheable = context.IsWeight(1) && (b is null || context.IsWeight(2));
         var owned = true;
         var convolution = cacheable
-            ? context.Prepare(() => CreateConvolution(context, g, w, b), out owned)
-            : CreateConvolution(context, g, w, b);
+            ? context.Prepare(() => CreateConvolution<T>(context, g, w, b), out owned)
+            : CreateConvolution<T>(context, g, w, b);
         if (!owned && convolution.Geometry != g)
         {
             // SAME padding follows the input's size: a kept operator is only good for the geometry it was packed with.
-            convolution = CreateConvolution(context, g, w, b);
+            convolution = CreateConvolution<T>(context, g, w, b);
             owned = true;
         }
-        var scratch = new List<Tensor>();
+        Tensor? nhwcIn = null, nhwcOut = null;
         try
         {
-            // Input: NCHW (float32) → NHWC.
-            var xf = Layout.ToFloat32(context, x, "X", out var ownsX);
-            if (ownsX) scratch.Add(xf);
-            var nhwcIn = xf;
-            if (inputChannels > 1 && inputPixels > 1)
-            {
-                nhwcIn = Track(scratch, context.Scratch(ElementType.Float32, [xf.ElementCount]));
-                Layout.NchwToNhwc<float>(xf.Span<float>(), nhwcIn.Span<float>(), n, inputChannels, inputPixels, context.Parallel);
-            }
-
-            // Output: NHWC straight into the output when that is also NCHW and float32.
-            var direct = output.ElementType == ElementType.Float32 && (outputChannels == 1 || outputPixels == 1);
-            var nhwcOut = direct ? output : Track(scratch, context.Scratch(ElementType.Float32, [output.ElementCount]));
-
-            convolution.Run(context.Pool, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<float>(), nhwcOut.Buffer<float>());
-
-            if (direct) return;
-            if (output.ElementType == ElementType.Float32)
-            {
-                Layout.NhwcToNchw<float>(nhwcOut.Span<float>(), output.Span<float>(), n, outputChannels, outputPixels, context.Parallel);
-                return;
-            }
-            // float16 output: transpose unless it is the identity, then round.
-            var nchw = nhwcOut;
-            if (outputChannels > 1 && outputPixels > 1)
-            {
-                nchw = Track(scratch, context.Scratch(ElementType.Float32, [output.ElementCount]));
-                Layout.NhwcToNchw<float>(nhwcOut.Span<float>(), nchw.Span<float>(), n, outputChannels, outputPixels, context.Parallel);
-            }
-            Layout.FromFloat32(context, nchw, output);
+            nhwcIn = ToNhwc<T>(context, x, n, inputChannels, inputPixels, out var ownsIn);
+            // Output: NHWC straight into the output when that is also NCHW and of the compute type.
+            var direct = output.ElementType == type && (outputChannels == 1 || outputPixels == 1);
+            nhwcOut = direct ? output : context.Scratch(type, [output.ElementCount]);
+            convolution.Run(context.Pool, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<T>(), nhwcOut.Buffer<T>());
+            if (ownsIn) nhwcIn.Dispose();
+            nhwcIn = null;
+            if (!direct) FromNhwc<T>(context, nhwcOut, output, n, outputChannels, outputPixels);
         }
         finally
         {
-            foreach (var tensor in scratch) tensor.Dispose();
+            if (nhwcIn is not null && nhwcIn != x) nhwcIn.Dispose();
+            if (nhwcOut is not null && nhwcOut != output) nhwcOut.Dispose();
             if (owned) convolution.Dispose();
         }
     }
 
-    /// <summary>Packs W (OIHW, widened to float32 and turned OHWI) and B into an XNNPACK convolution.</summary>
-    private static Convolution2dOperator CreateConvolution(OperatorContext context, Convolution2dGeometry g, Tensor w, Tensor? b)
+    /// <summary>
+    /// X (NCHW, float32 or float16) as NHWC <typeparamref name="T"/>: transposed in its own type first, then
+    /// converted, so a float16 X never has a float32 NCHW copy besides the NHWC one. <paramref name="owned"/>:
+    /// the result is a scratch tensor (not X itself).
+    /// </summary>
+    private static Tensor ToNhwc<T>(OperatorContext context, Tensor x, int n, int channels, int pixels, out bool owned) where T : unmanaged
+    {
+        var transpose = channels > 1 && pixels > 1;
+        if (!transpose) return Layout.ToType<T>(context, x, "X", out owned);
+        Tensor transposed;
+        if (x.ElementType == ElementType.Float16)
+        {
+            transposed = context.Scratch(ElementType.Float16, [x.ElementCount]);
+            Layout.NchwToNhwc<Half>(x.Span<Half>(), transposed.Span<Half>(), n, channels, pixels, context.Parallel);
+        }
+        else
+        {
+            var xf = Layout.ToFloat32(context, x, "X", out var ownsX);
+            try
+            {
+                transposed = context.Scratch(ElementType.Float32, [x.ElementCount]);
+                Layout.NchwToNhwc<float>(xf.Span<float>(), transposed.Span<float>(), n, channels, pixels, context.Parallel);
+            }
+            finally
+            {
+                if (ownsX) xf.Dispose();
+            }
+        }
+        var converted = Layout.ToType<T>(context, transposed, "X", out var ownsConverted);
+        if (ownsConverted) transposed.Dispose();
+        owned = true;
+        return converted;
+    }
+
+    /// <summary>The NHWC <typeparamref name="T"/> result into the NCHW output: rounded to float16 first when the output is float16, then transposed.</summary>
+    private static void FromNhwc<T>(OperatorContext context, Tensor nhwc, Tensor output, int n, int channels, int pixels) where T : unmanaged
+    {
+        var source = nhwc;
+        if (nhwc.ElementType != output.ElementType)
+        {
+            source = context.Scratch(output.ElementType, [nhwc.ElementCount]);
+            Layout.FromFloat32(context, nhwc, source);
+        }
+        try
+        {
+            if (channels == 1 || pixels == 1) AxisHelper.CopyAll(context, source, output);
+            else if (output.ElementType == ElementType.Float16)
+                Layout.NhwcToNchw<Half>(source.Span<Half>(), output.Span<Half>(), n, channels, pixels, context.Parallel);
+            else
+                Layout.NhwcToNchw<float>(source.Span<float>(), output.Span<float>(), n, channels, pixels, context.Parallel);
+        }
+        finally
+        {
+            if (source != nhwc) source.Dispose();
+        }
+    }
+
+    /// <summary>Packs W (OIHW, turned OHWI) and B, as <typeparamref name="T"/>, into an XNNPACK convolution.</summary>
+    private static Convolution2dOperator CreateConvolution<T>(OperatorContext context, Convolution2dGeometry g, Tensor w, Tensor? b)
+        where T : unmanaged
     {
         var kernelPixels = g.KernelHeight * g.KernelWidth;
         var scratch = new List<Tensor>();
         try
         {
             // OIHW → OHWI (the same memory when the window is 1×1 or there is one input channel per group).
-            var wf = Layout.ToFloat32(context, w, "W", out var ownsW);
-            if (ownsW) scratch.Add(wf);
-            var kernel = wf;
+            var wt = Layout.ToType<T>(context, w, "W", out var ownsW);
+            if (ownsW) scratch.Add(wt);
+            var kernel = wt;
             if (kernelPixels > 1 && g.GroupInputChannels > 1)
             {
-                kernel = Track(scratch, context.Scratch(ElementType.Float32, [wf.ElementCount]));
-                Layout.NchwToNhwc<float>(wf.Span<float>(), kernel.Span<float>(), g.OutputChannels, g.GroupInputChannels, kernelPixels, context.Parallel);
+                kernel = Track(scratch, context.Scratch(wt.ElementType, [wt.ElementCount]));
+                Layout.NchwToNhwc<T>(wt.Span<T>(), kernel.Span<T>(), g.OutputChannels, g.GroupInputChannels, kernelPixels, context.Parallel);
             }
             Tensor? bias = null;
             if (b is not null)
             {
-                bias = Layout.ToFloat32(context, b, "B", out var ownsB);
+                bias = Layout.ToType<T>(context, b, "B", out var ownsB);
                 if (ownsB) scratch.Add(bias);
             }
-            return Convolution2dOperator.CreateFloat32(g, kernel.Span<float>(), bias is null ? default : bias.Span<float>());
+            return typeof(T) == typeof(Half)
+                ? Convolution2dOperator.CreateFloat16(g, kernel.Span<Half>(), bias is null ? default : bias.Span<Half>())
+                : Convolution2dOperator.CreateFloat32(g, kernel.Span<float>(), bias is null ? default : bias.Span<float>());
         }
         finally
         {

@@ -131,6 +131,38 @@ internal static unsafe class Layout
         }
     }
 
+    /// <summary>
+    /// <paramref name="tensor"/>'s values as <typeparamref name="T"/> (float: <see cref="ToFloat32"/>; Half: the
+    /// tensor itself when it is float16, else a rounded scratch copy the caller disposes).
+    /// </summary>
+    public static Tensor ToType<T>(OperatorContext context, Tensor tensor, string name, out bool owned) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float)) return ToFloat32(context, tensor, name, out owned);
+        if (typeof(T) != typeof(Half)) throw new ArgumentException($"no conversion to {typeof(T).Name}");
+        if (tensor.ElementType == ElementType.Float16)
+        {
+            owned = false;
+            return tensor;
+        }
+        var wide = ToFloat32(context, tensor, name, out var ownsWide);
+        var half = context.Scratch(ElementType.Float16, tensor.Shape);
+        try
+        {
+            ConversionKernels.ToFloat16(context.Pool, wide.ElementCount, wide.Buffer<float>(), half.Buffer<Half>());
+        }
+        catch
+        {
+            half.Dispose();
+            throw;
+        }
+        finally
+        {
+            if (ownsWide) wide.Dispose();
+        }
+        owned = true;
+        return half;
+    }
+
     /// <summary>Writes the float32 <paramref name="source"/> into <paramref name="destination"/> (float32: copy; float16: rounded).</summary>
     public static void FromFloat32(OperatorContext context, Tensor source, Tensor destination)
     {

@@ -8,7 +8,8 @@ namespace OnnxStream.Operators;
 /// ONNX MatMul (NumPy matmul): A [..., M, K] · B [..., K, N] → [..., M, N], batch dimensions broadcast,
 /// a 1-D A is a row vector and a 1-D B a column vector (their dimension is dropped from the result).
 /// Float inputs run the shim's batched matmul in float32 (float16 activations are widened and the result
-/// rounded; the output is float16 when either input is); int64 and int32 run a managed loop.
+/// rounded; the output is float16 when either input is), or in float16 with
+/// <see cref="OperatorContext.Float16Kernels"/>; int64 and int32 run a managed loop.
 /// A weight B with no batch dimensions (every Linear layer) is one product over all of A's rows; with the
 /// Ram provider it is packed once into an XNNPACK fully-connected operator kept for later runs.
 /// </summary>
@@ -32,26 +33,38 @@ internal sealed unsafe class MatMulOperator : IOperator
                 return;
         }
 
+        if (context.Float16Kernels && output.ElementType == ElementType.Float16)
+            Compute<Half>(context, plan, a, b, output);
+        else
+            Compute<float>(context, plan, a, b, output);
+    }
+
+    /// <summary>The product computed in <typeparamref name="T"/> (float or Half).</summary>
+    private static void Compute<T>(OperatorContext context, MatMulPlan plan, Tensor a, Tensor b, Tensor output) where T : unmanaged
+    {
+        var type = ElementTypes.Of<T>();
         var scratch = new List<Tensor>();
         try
         {
-            var af = Layout.ToFloat32(context, a, "A", out var ownsA);
-            if (ownsA) scratch.Add(af);
-            var bf = Layout.ToFloat32(context, b, "B", out var ownsB);
-            if (ownsB) scratch.Add(bf);
+            var at = Layout.ToType<T>(context, a, "A", out var ownsA);
+            if (ownsA) scratch.Add(at);
+            var bt = Layout.ToType<T>(context, b, "B", out var ownsB);
+            if (ownsB) scratch.Add(bt);
             var result = output;
-            if (output.ElementType != ElementType.Float32)
-                scratch.Add(result = context.Scratch(ElementType.Float32, plan.OutputShape));
+            if (output.ElementType != type)
+                scratch.Add(result = context.Scratch(type, plan.OutputShape));
             if (context.KeepsPreparedOperators && context.IsWeight(1) && b.Shape.Length == 2)
             {
                 // Ram provider: B packed once, kept for later runs.
                 var (k, n) = (plan.K, plan.N);
-                var weights = bf;
-                var fullyConnected = context.Prepare(() => FullyConnectedOperator.CreateFloat32(k, n, weights.Span<float>(), transposeWeights: true), out _);
-                fullyConnected.Run(context.Pool, checked((int)plan.Batch.Length * plan.M), af.Buffer<float>(), result.Buffer<float>());
+                var weights = bt;
+                var fullyConnected = context.Prepare(() => typeof(T) == typeof(Half)
+                    ? FullyConnectedOperator.CreateFloat16(k, n, weights.Span<Half>(), transposeWeights: true)
+                    : FullyConnectedOperator.CreateFloat32(k, n, weights.Span<float>(), transposeWeights: true), out _);
+                fullyConnected.Run(context.Pool, checked((int)plan.Batch.Length * plan.M), at.Buffer<T>(), result.Buffer<T>());
             }
             else
-                Multiply(context.Pool, plan, (float*)AxisHelper.Data(af), (float*)AxisHelper.Data(bf), (float*)AxisHelper.Data(result));
+                Multiply(context.Pool, plan, (T*)AxisHelper.Data(at), (T*)AxisHelper.Data(bt), (T*)AxisHelper.Data(result));
             if (result != output) Layout.FromFloat32(context, result, output);
         }
         finally
@@ -64,7 +77,7 @@ internal sealed unsafe class MatMulOperator : IOperator
     /// C = A·B over the broadcast batch in as few kernel calls as the broadcast allows: one call when the
     /// batches match or one side has none, else one per output matrix.
     /// </summary>
-    private static void Multiply(XnnThreadPool pool, MatMulPlan plan, float* a, float* b, float* c)
+    private static void Multiply<T>(XnnThreadPool pool, MatMulPlan plan, T* a, T* b, T* c) where T : unmanaged
     {
         var batch = (int)plan.Batch.Length;
         var (m, k, n) = (plan.M, plan.K, plan.N);

@@ -82,6 +82,13 @@ public sealed class OperatorContext
         return _prepared is null ? create() : _prepared.GetOrCreate(Node, create);
     }
 
+    /// <summary>
+    /// Whether float16 inputs should run XNNPACK's float16 kernels where the operator has one (the session's
+    /// <see cref="Runtime.Precision.Float16Arithmetic"/>; the CPU supports them); otherwise operators compute
+    /// float16 data in float32 and round the results.
+    /// </summary>
+    public bool Float16Kernels { get; init; }
+
     /// <summary>Whether the session keeps prepared operators between runs (see <see cref="Prepare{T}"/>).</summary>
     internal bool KeepsPreparedOperators => _prepared is not null;
 

@@ -24,6 +24,12 @@ internal sealed class SoftmaxOperator : IOperator
         var output = context.Output(0, x.ElementType, shape);
         if (output.ElementCount == 0) return;
 
+        var outer0 = (int)AxisHelper.Product(shape, 0, axis);
+        if (x.ElementType == ElementType.Float16 && axis == shape.Length - 1)
+        {
+            SoftmaxRowsFloat16(context, x, output, outer0, shape[axis]);
+            return;
+        }
         var xf = Layout.ToFloat32(context, x, "input", out var ownsX);
         Tensor? result = null;
         try
@@ -44,6 +50,33 @@ internal sealed class SoftmaxOperator : IOperator
             if (result != output) result?.Dispose();
         }
     }
+
+    /// <summary>
+    /// Softmax of float16 rows a block at a time (widened into a float32 block, computed by XNNPACK, rounded
+    /// into the output), so no float32 copy of a large tensor (attention scores) ever exists.
+    /// </summary>
+    private static unsafe void SoftmaxRowsFloat16(OperatorContext context, Tensor x, Tensor output, int rows, int channels)
+    {
+        var blockRows = Math.Clamp(BlockElements / Math.Max(channels, 1), 1, rows);
+        using var wide = context.Scratch(ElementType.Float32, [blockRows * channels]);
+        using var result = context.Scratch(ElementType.Float32, [blockRows * channels]);
+        var source = (Half*)AxisHelper.Data(x);
+        var destination = (Half*)AxisHelper.Data(output);
+        for (var row = 0; row < rows; row += blockRows)
+        {
+            var count = Math.Min(blockRows, rows - row);
+            var elements = count * channels;
+            var offset = (long)row * channels;
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(source + offset, elements), wide.Span<float>()[..elements]);
+            using (var input = Memory.NativeBuffer<float>.Wrap((float*)AxisHelper.Data(wide), elements))
+            using (var scores = Memory.NativeBuffer<float>.Wrap((float*)AxisHelper.Data(result), elements))
+                ActivationKernels.Softmax(context.Pool, count, channels, input, scores);
+            System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(result.Span<float>()[..elements], new Span<Half>(destination + offset, elements));
+        }
+    }
+
+    /// <summary>Elements of float32 scratch per block of float16 rows (256 KiB).</summary>
+    private const int BlockElements = 1 << 16;
 
     /// <summary>Softmax over the middle dimension of [outer, channels, inner], <see cref="Block"/> inner elements at a time.</summary>
     private static unsafe void SoftmaxMiddle(OperatorContext context, Tensor x, Tensor y, int outer, int channels, int inner)

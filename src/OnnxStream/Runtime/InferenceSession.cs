@@ -44,6 +44,9 @@ public sealed class InferenceSession : IDisposable
             foreach (var input in node.Inputs)
                 if (input is { IsWeight: false }) _uses[input.Name] = _uses.GetValueOrDefault(input.Name) + 1;
         _trace = options.Trace;
+        Precision = options.Precision == Precision.Float16Arithmetic && !NativeRuntime.SupportsFloat16
+            ? Precision.Float16Storage
+            : options.Precision;
         _pool = XnnThreadPool.Create(Math.Max(1, options.Threads));
         try
         {
@@ -76,6 +79,12 @@ public sealed class InferenceSession : IDisposable
             _prepared = new PreparedOperatorCache();
     }
 
+    /// <summary>
+    /// The precision runs use: the requested one, except that <see cref="Runtime.Precision.Float16Arithmetic"/>
+    /// becomes <see cref="Runtime.Precision.Float16Storage"/> where the CPU has no float16 kernels.
+    /// </summary>
+    public Precision Precision { get; }
+
     /// <summary>Native operators kept between runs (XNNPACK's packed weights): non-zero only with the Ram provider after a run.</summary>
     public int PreparedOperatorCount => _prepared?.Count ?? 0;
 
@@ -94,6 +103,9 @@ public sealed class InferenceSession : IDisposable
     {
         var live = BindInputs(inputs);
         var callerOwned = new HashSet<Tensor>(live.Values);
+        if (Precision != Precision.Float32)
+            foreach (var (name, tensor) in live.ToList())
+                if (tensor.ElementType == ElementType.Float32) live[name] = Narrow(tensor); // freed like any activation
         var kept = new HashSet<string>(Graph.Outputs.Select(o => o.Name));
         foreach (var extra in extraOutputs ?? []) kept.Add(ResolveName(extra, _uses.Keys.Concat(Graph.Outputs.Select(o => o.Name))));
         var remaining = new Dictionary<string, int>(_uses);
@@ -121,6 +133,13 @@ public sealed class InferenceSession : IDisposable
             if (missing.Count > 0)
                 throw new ArgumentException($"No tensor named {string.Join(", ", missing.Select(n => $"'{n}'"))} exists in the model, or it was freed before the end.");
             var outputs = kept.ToDictionary(name => name, name => live.Remove(name, out var t) ? t : throw new InvalidOperationException());
+            if (Precision != Precision.Float32)
+                foreach (var (name, tensor) in outputs.ToList())
+                    if (tensor.ElementType == ElementType.Float16 && !callerOwned.Contains(tensor))
+                    {
+                        outputs[name] = Widen(tensor);
+                        tensor.Dispose();
+                    }
             return new RunResult(outputs, Allocator.PeakBytes, clock.Elapsed, trace);
         }
         finally
@@ -153,10 +172,19 @@ public sealed class InferenceSession : IDisposable
                     ? tensor
                     : throw new ArgumentException($"{node}: input '{descriptor.Name}' was not supplied.");
             }
-            context = new OperatorContext(node, inputs, _pool, Allocator, _prepared);
+            context = new OperatorContext(node, inputs, _pool, Allocator, _prepared) { Float16Kernels = Precision == Precision.Float16Arithmetic };
             op.Run(context);
             for (var k = 0; k < node.Outputs.Length; k++)
-                live[node.Outputs[k].Name] = context.Outputs[k] ?? throw context.Error($"did not produce output {k} '{node.Outputs[k].Name}'");
+            {
+                var output = context.Outputs[k] ?? throw context.Error($"did not produce output {k} '{node.Outputs[k].Name}'");
+                if (Precision != Precision.Float32 && output.ElementType == ElementType.Float32)
+                {
+                    // float16 precisions keep every float activation in float16 (a Cast to float, mixed operands).
+                    context.Outputs[k] = Narrow(output);
+                    output.Dispose();
+                }
+            }
+            for (var k = 0; k < node.Outputs.Length; k++) live[node.Outputs[k].Name] = context.Outputs[k]!;
             context = null; // the outputs now belong to `live`
         }
         catch (Exception e) when (e is not (OperatorException or OperationCanceledException or ArgumentException or ModelFormatException or IOException))
@@ -172,22 +200,47 @@ public sealed class InferenceSession : IDisposable
         }
     }
 
+    private Tensor Narrow(Tensor tensor)
+    {
+        var half = Tensor.Allocate(ElementType.Float16, tensor.Shape, Allocator);
+        ConversionKernels.ToFloat16(_pool, tensor.ElementCount, tensor.Buffer<float>(), half.Buffer<Half>());
+        return half;
+    }
+
+    private Tensor Widen(Tensor tensor)
+    {
+        var wide = Tensor.Allocate(ElementType.Float32, tensor.Shape, Allocator);
+        ConversionKernels.ToFloat32(_pool, tensor.ElementCount, tensor.Buffer<Half>(), wide.Buffer<float>());
+        return wide;
+    }
+
     /// <summary>
-    /// Computation is float32: a float16 or quantized uint8 weight is widened just before its operation
-    /// (into <paramref name="converted"/>, freed right after it), never as a whole-model copy.
+    /// A weight as operations compute with it, converted just before its operation (into
+    /// <paramref name="converted"/>, freed right after it), never as a whole-model copy: in float32
+    /// precision float16 and quantized uint8 weights are widened to float32; in the float16 precisions
+    /// float32 and quantized weights are rounded to float16, like the activations they meet.
     /// </summary>
     private Tensor ToComputeType(Tensor weight, List<Tensor> converted)
     {
-        if (weight.ElementType is not (ElementType.Float16 or ElementType.UInt8) ||
-            (weight.ElementType == ElementType.UInt8 && weight.Quantization is null))
-            return weight;
-        var wide = Tensor.Allocate(ElementType.Float32, weight.Shape, Allocator);
-        converted.Add(wide);
-        if (weight.ElementType == ElementType.Float16)
-            ConversionKernels.ToFloat32(_pool, weight.ElementCount, weight.Buffer<Half>(), wide.Buffer<float>());
+        var computeType = Precision == Precision.Float32 ? ElementType.Float32 : ElementType.Float16;
+        var isFloat = weight.ElementType is ElementType.Float32 or ElementType.Float16 ||
+                      weight.ElementType == ElementType.UInt8 && weight.Quantization is not null;
+        if (!isFloat || weight.ElementType == computeType) return weight;
+        Tensor wide;
+        if (weight.ElementType == ElementType.Float32) wide = weight;
         else
-            ConversionKernels.Dequantize(_pool, weight.ElementCount, weight.Buffer<byte>(), weight.Quantization!.Value, wide.Buffer<float>());
-        return wide;
+        {
+            wide = Tensor.Allocate(ElementType.Float32, weight.Shape, Allocator);
+            converted.Add(wide);
+            if (weight.ElementType == ElementType.Float16)
+                ConversionKernels.ToFloat32(_pool, weight.ElementCount, weight.Buffer<Half>(), wide.Buffer<float>());
+            else
+                ConversionKernels.Dequantize(_pool, weight.ElementCount, weight.Buffer<byte>(), weight.Quantization!.Value, wide.Buffer<float>());
+        }
+        if (computeType == ElementType.Float32) return wide;
+        var half = Narrow(wide);
+        converted.Add(half);
+        return half;
     }
 
     private Dictionary<string, Tensor> BindInputs(IReadOnlyDictionary<string, Tensor> inputs)

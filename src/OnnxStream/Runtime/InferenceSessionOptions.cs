@@ -13,6 +13,24 @@ public enum WeightsProviderKind
     MemoryMapped,
 }
 
+/// <summary>The element type activations are kept in between operations, and how operations compute.</summary>
+public enum Precision
+{
+    /// <summary>float32 activations; float16 and quantized weights are widened just before their operation.</summary>
+    Float32,
+    /// <summary>
+    /// float16 activations (half the memory), float32 computation: float32 inputs are rounded to float16 and
+    /// each operation widens what it reads and rounds what it writes. Outputs come back as float32.
+    /// </summary>
+    Float16Storage,
+    /// <summary>
+    /// float16 activations and XNNPACK's float16 kernels where it has them (convolution, matrix products,
+    /// Add, Mul); other operations compute in float32 locally. Needs AVX2 (x86-64) or FP16 arithmetic (arm64):
+    /// elsewhere it runs as <see cref="Float16Storage"/> (see <see cref="InferenceSession.Precision"/>).
+    /// </summary>
+    Float16Arithmetic,
+}
+
 /// <summary>Options of an <see cref="InferenceSession"/> (bind with Microsoft.Extensions.Options).</summary>
 public sealed class InferenceSessionOptions
 {
@@ -31,6 +49,9 @@ public sealed class InferenceSessionOptions
 
     /// <summary>Read-ahead budget of the prefetching provider, in bytes.</summary>
     public long PrefetchBudgetBytes { get; set; } = 1 << 20;
+
+    /// <summary>The precision of activations and arithmetic (default float32).</summary>
+    public Precision Precision { get; set; } = Precision.Float32;
 
     /// <summary>Record a per-operation trace (name, type, milliseconds, live bytes) in each run result.</summary>
     public bool Trace { get; set; }

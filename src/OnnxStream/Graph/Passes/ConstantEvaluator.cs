@@ -34,7 +34,21 @@ internal sealed class ConstantEvaluator : IDisposable
                 if (!descriptor.IsWeight) throw new ArgumentException($"{node}: input '{descriptor.Name}' is not a constant.");
                 inputs[i] = Read(descriptor, owned);
             }
-            return accept is not null && !accept(inputs) ? null : Run(node, op, inputs);
+            if (accept is not null && !accept(inputs)) return null;
+            var outputs = Run(node, op, inputs);
+            // Float16 constants are widened to compute (as the session does); a result of float16 constants
+            // alone is float16 again, so a float16 model keeps its type where it folds.
+            var floats = node.Inputs.Where(i => i?.WeightType is ElementType.Float32 or ElementType.Float16).ToList();
+            if (floats.Count > 0 && floats.All(i => i!.WeightType == ElementType.Float16))
+                for (var k = 0; k < outputs.Length; k++)
+                    if (outputs[k].ElementType == ElementType.Float32)
+                    {
+                        var half = Tensor.Allocate(ElementType.Float16, outputs[k].Shape, Allocator);
+                        ConversionKernels.ToFloat16(_pool!, outputs[k].ElementCount, outputs[k].Buffer<float>(), half.Buffer<Half>());
+                        outputs[k].Dispose();
+                        outputs[k] = half;
+                    }
+            return outputs;
         }
         finally
         {
