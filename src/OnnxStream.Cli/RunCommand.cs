@@ -17,7 +17,10 @@ internal static class RunCommand
         var threads = new Option<int>("--threads") { Description = "Threads for the kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var extra = new Option<string[]>("--extra-output") { Description = "An intermediate tensor to write too.", AllowMultipleArgumentsPerToken = true };
         var trace = new Option<bool>("--trace") { Description = "Print each operation's time and the bytes held after it." };
-        var command = new Command("run", "Run a model on .npy inputs.") { model, inputs, outputDir, provider, threads, extra, trace };
+        var attention = new Option<string>("--attention") { Description = "How attention runs: plain, sliced (query rows in blocks) or fused (memory-efficient).", DefaultValueFactory = _ => "plain" };
+        attention.AcceptOnlyFromAmong("plain", "sliced", "fused");
+        var slices = new Option<int>("--attention-slices") { Description = "Blocks of query rows of sliced attention.", DefaultValueFactory = _ => 2 };
+        var command = new Command("run", "Run a model on .npy inputs.") { model, inputs, outputDir, provider, threads, extra, trace, attention, slices };
         command.SetAction((result, cancellationToken) =>
         {
             var options = new InferenceSessionOptions
@@ -25,8 +28,11 @@ internal static class RunCommand
                 Threads = result.GetValue(threads),
                 WeightsProvider = result.GetValue(provider) switch { "nocache" => WeightsProviderKind.NoCache, "ram" => WeightsProviderKind.Ram, "mmap" => WeightsProviderKind.MemoryMapped, _ => WeightsProviderKind.Prefetch },
                 Trace = result.GetValue(trace),
+                Attention = result.GetValue(attention) switch { "sliced" => AttentionMode.Sliced, "fused" => AttentionMode.Fused, _ => AttentionMode.Plain },
+                AttentionSlices = result.GetValue(slices),
             };
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
+            if (options.AttentionSlices < 1) throw new ArgumentException("--attention-slices must be at least 1.");
             using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!), options);
             var tensors = new Dictionary<string, Tensor>();
             try
