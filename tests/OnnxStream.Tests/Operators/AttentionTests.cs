@@ -111,7 +111,7 @@ internal sealed class AttentionTests
         {
             values ??= Kernels.Reference.RandomFloats((int)OnnxStream.Kernels.Shapes.ElementCount(shape), inputs.Count + 1, -2, 2);
             inputs[name] = (shape, values.Select(Round).ToArray());
-            model.Input(name, type, shape.Select(d => (long)d).ToArray());
+            model.TypedInput(name, type, shape.Select(d => (long)d).ToArray());
         }
         TensorProto Constant(string name, float[] values, params long[] dims) => half
             ? OnnxTestModel.Raw(name, values.Select(v => BitConverter.HalfToUInt16Bits((Half)v)).ToArray(), DataType.Float16, dims)
@@ -180,7 +180,7 @@ internal sealed class AttentionTests
                 outputShape = [1, 3, Lq, 16];
                 break;
         }
-        model.Output("out", type, outputShape);
+        model.TypedOutput("out", type, outputShape);
         return new Problem(model, inputs, half);
     }
 
