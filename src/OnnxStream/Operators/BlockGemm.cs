@@ -6,8 +6,8 @@ namespace OnnxStream.Operators;
 /// <summary>
 /// A single-threaded float32 matrix product for small, cache-resident blocks (fused attention's score and
 /// value blocks, one per worker thread): C [m, n] (+)= A [m, k] · B [k, n], row-major with leading dimensions,
-/// n padded to whole SIMD vectors. Register tiles of 4 rows × 2 vectors: each B row loaded once per tile, each
-/// A value broadcast.
+/// n padded to whole SIMD vectors. Register tiles of 6 rows × 2 vectors (12 accumulators, which with the two B
+/// vectors and a broadcast A value fit the 16 registers of AVX2): each B row loaded once per tile.
 /// </summary>
 internal static unsafe class BlockGemm
 {
@@ -20,26 +20,25 @@ internal static unsafe class BlockGemm
         if (n % Width != 0) throw new ArgumentException($"{n} columns are not a multiple of the SIMD width {Width}", nameof(n));
         var w = Width;
         var row = 0;
-        for (; row + 4 <= m; row += 4)
+        for (; row + 6 <= m; row += 6)
         {
             var column = 0;
             for (; column + 2 * w <= n; column += 2 * w)
-                Tile4x2(k, a + (long)row * lda, lda, b + column, ldb, c + (long)row * ldc + column, ldc, accumulate);
-            for (; column < n; column += w)
-                for (var r = row; r < row + 4; r++)
-                    Tile1x1(k, a + (long)r * lda, b + column, ldb, c + (long)r * ldc + column, accumulate);
+                Tile6x2(k, a + (long)row * lda, lda, b + column, ldb, c + (long)row * ldc + column, ldc, accumulate);
+            for (var r = row; r < row + 6 && column < n; r++)
+                Tile1x1(k, a + (long)r * lda, b + column, ldb, c + (long)r * ldc + column, accumulate);
         }
         for (; row < m; row++)
             for (var column = 0; column < n; column += w)
                 Tile1x1(k, a + (long)row * lda, b + column, ldb, c + (long)row * ldc + column, accumulate);
     }
 
-    private static void Tile4x2(int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
+    private static void Tile6x2(int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate)
     {
         var w = Width;
-        Vector<float> c00 = default, c01 = default, c10 = default, c11 = default;
-        Vector<float> c20 = default, c21 = default, c30 = default, c31 = default;
-        float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda;
+        Vector<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
+        Vector<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        float* a0 = a, a1 = a + lda, a2 = a + 2L * lda, a3 = a + 3L * lda, a4 = a + 4L * lda, a5 = a + 5L * lda;
         for (var p = 0; p < k; p++)
         {
             var bRow = b + (long)p * ldb;
@@ -57,6 +56,12 @@ internal static unsafe class BlockGemm
             x = new Vector<float>(a3[p]);
             c30 = Vector.MultiplyAddEstimate(x, b0, c30);
             c31 = Vector.MultiplyAddEstimate(x, b1, c31);
+            x = new Vector<float>(a4[p]);
+            c40 = Vector.MultiplyAddEstimate(x, b0, c40);
+            c41 = Vector.MultiplyAddEstimate(x, b1, c41);
+            x = new Vector<float>(a5[p]);
+            c50 = Vector.MultiplyAddEstimate(x, b0, c50);
+            c51 = Vector.MultiplyAddEstimate(x, b1, c51);
         }
         Store(c, c00, accumulate);
         Store(c + w, c01, accumulate);
@@ -66,6 +71,10 @@ internal static unsafe class BlockGemm
         Store(c + 2L * ldc + w, c21, accumulate);
         Store(c + 3L * ldc, c30, accumulate);
         Store(c + 3L * ldc + w, c31, accumulate);
+        Store(c + 4L * ldc, c40, accumulate);
+        Store(c + 4L * ldc + w, c41, accumulate);
+        Store(c + 5L * ldc, c50, accumulate);
+        Store(c + 5L * ldc + w, c51, accumulate);
     }
 
     private static void Tile1x1(int k, float* a, float* b, int ldb, float* c, bool accumulate)

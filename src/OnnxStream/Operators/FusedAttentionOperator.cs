@@ -13,10 +13,10 @@ namespace OnnxStream.Operators;
 /// </summary>
 internal sealed unsafe class FusedAttentionOperator : IOperator
 {
-    /// <summary>Query rows per work item.</summary>
-    private const int RowBlock = 64;
+    /// <summary>Query rows per work item: a multiple of <see cref="BlockGemm"/>'s 6-row tiles.</summary>
+    private const int RowBlock = 60;
 
-    /// <summary>Keys per block: a [64, 256] float block of scores is 64 KiB, in L2 beside its K and V blocks.</summary>
+    /// <summary>Keys per block: a [60, 256] float block of scores is 60 KiB, in L2 beside its K and V blocks.</summary>
     private const int KeyBlock = 256;
 
     /// <inheritdoc />
