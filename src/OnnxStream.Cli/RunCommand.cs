@@ -23,7 +23,10 @@ internal static class RunCommand
             DefaultValueFactory = _ => "fp32",
         };
         precision.AcceptOnlyFromAmong("fp32", "fp16-storage", "fp16");
-        var command = new Command("run", "Run a model on .npy inputs.") { model, inputs, outputDir, provider, threads, extra, trace, precision };
+        var attention = new Option<string>("--attention") { Description = "How attention runs: plain, sliced (query rows in blocks) or fused (memory-efficient).", DefaultValueFactory = _ => "plain" };
+        attention.AcceptOnlyFromAmong("plain", "sliced", "fused");
+        var slices = new Option<int>("--attention-slices") { Description = "Blocks of query rows of sliced attention.", DefaultValueFactory = _ => 2 };
+        var command = new Command("run", "Run a model on .npy inputs.") { model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices };
         command.SetAction((result, cancellationToken) =>
         {
             var options = new InferenceSessionOptions
@@ -32,8 +35,11 @@ internal static class RunCommand
                 WeightsProvider = result.GetValue(provider) switch { "nocache" => WeightsProviderKind.NoCache, "ram" => WeightsProviderKind.Ram, "mmap" => WeightsProviderKind.MemoryMapped, _ => WeightsProviderKind.Prefetch },
                 Trace = result.GetValue(trace),
                 Precision = result.GetValue(precision) switch { "fp16" => Precision.Float16Arithmetic, "fp16-storage" => Precision.Float16Storage, _ => Precision.Float32 },
+                Attention = result.GetValue(attention) switch { "sliced" => AttentionMode.Sliced, "fused" => AttentionMode.Fused, _ => AttentionMode.Plain },
+                AttentionSlices = result.GetValue(slices),
             };
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
+            if (options.AttentionSlices < 1) throw new ArgumentException("--attention-slices must be at least 1.");
             using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!), options);
             if (session.Precision != options.Precision)
                 Console.Error.WriteLine("notice: this CPU has no float16 kernels (XNNPACK needs AVX2 or ARMv8.2 FP16): running fp16-storage instead.");

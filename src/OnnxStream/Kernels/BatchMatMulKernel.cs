@@ -49,16 +49,25 @@ public static unsafe class BatchMatMulKernel
         MatMulAlgorithm algorithm = MatMulAlgorithm.Auto) where T : unmanaged
     {
         long aItem = (long)shape.M * shape.K, bItem = (long)shape.K * shape.N, cItem = (long)shape.M * shape.N;
-        var aStride = shape.BroadcastA ? 0 : (nuint)aItem;
-        var bStride = shape.BroadcastB ? 0 : (nuint)bItem;
+        Run(pool, shape, a, shape.BroadcastA ? 0 : aItem, b, shape.BroadcastB ? 0 : bItem, c, cItem, algorithm);
+    }
+
+    /// <summary>
+    /// The same with explicit batch strides in elements (item i of A starts at a + i·aStride; 0 repeats one
+    /// matrix): row blocks of larger matrices. <see cref="BatchMatMulShape.BroadcastA"/> and
+    /// <see cref="BatchMatMulShape.BroadcastB"/> are ignored; the caller guarantees the extents.
+    /// </summary>
+    internal static void Run<T>(XnnThreadPool pool, BatchMatMulShape shape, T* a, long aStride, T* b, long bStride, T* c, long cStride,
+        MatMulAlgorithm algorithm = MatMulAlgorithm.Auto) where T : unmanaged
+    {
         var flags = shape.TransposeB ? (uint)OsnFlag.TransposeB : 0;
         NativeStatus.Check(KernelDataTypes.Of<T>() switch
         {
             KernelDataType.Float32 => NativeMethods.osn_batch_matmul_f32((nuint)shape.Batch, (nuint)shape.M, (nuint)shape.K,
-                (nuint)shape.N, (float*)a, aStride, (float*)b, bStride, (float*)c, (nuint)cItem, flags,
+                (nuint)shape.N, (float*)a, (nuint)aStride, (float*)b, (nuint)bStride, (float*)c, (nuint)cStride, flags,
                 (OsnMatmulAlgorithm)algorithm, pool.Handle),
             KernelDataType.Float16 => NativeMethods.osn_batch_matmul_f16((nuint)shape.Batch, (nuint)shape.M, (nuint)shape.K,
-                (nuint)shape.N, (ushort*)a, aStride, (ushort*)b, bStride, (ushort*)c, (nuint)cItem, flags,
+                (nuint)shape.N, (ushort*)a, (nuint)aStride, (ushort*)b, (nuint)bStride, (ushort*)c, (nuint)cStride, flags,
                 (OsnMatmulAlgorithm)algorithm, pool.Handle),
             _ => throw new ArgumentException("Batch matmul takes float or Half buffers."),
         });

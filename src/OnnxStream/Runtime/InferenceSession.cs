@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using OnnxStream.Graph;
+using OnnxStream.Graph.Passes;
 using OnnxStream.Kernels;
 using OnnxStream.Memory;
 using OnnxStream.Operators;
@@ -35,6 +36,7 @@ public sealed class InferenceSession : IDisposable
     {
         options ??= new InferenceSessionOptions();
         registry ??= OperatorRegistry.Default;
+        graph = AttentionFusion.Apply(graph, options.Attention, options.AttentionSlices);
         Graph = graph;
         _operators = graph.Nodes.Select(node => registry.TryGet(node.OpType, out var op)
                 ? op
@@ -88,7 +90,7 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Native operators kept between runs (XNNPACK's packed weights): non-zero only with the Ram provider after a run.</summary>
     public int PreparedOperatorCount => _prepared?.Count ?? 0;
 
-    /// <summary>The model.</summary>
+    /// <summary>The model, as run: attention subgraphs replaced when <see cref="InferenceSessionOptions.Attention"/> asks.</summary>
     public ModelGraph Graph { get; }
 
     /// <summary>The allocator every tensor of this session comes from: its counters are the session's memory.</summary>

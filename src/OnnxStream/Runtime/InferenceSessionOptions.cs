@@ -31,6 +31,23 @@ public enum Precision
     Float16Arithmetic,
 }
 
+/// <summary>How attention (<c>MatMul → [Mul|Div by a scalar] → [Add mask] → Softmax(last axis) → MatMul</c>) runs.</summary>
+public enum AttentionMode
+{
+    /// <summary>As the graph says: the whole score matrix exists at once.</summary>
+    Plain,
+    /// <summary>
+    /// Attention slicing, as the original OnnxStream: the same operations on <see cref="InferenceSessionOptions.AttentionSlices"/>
+    /// blocks of query rows in turn, so one block's scores exist at a time.
+    /// </summary>
+    Sliced,
+    /// <summary>
+    /// Memory-efficient attention: keys and values in blocks with a running maximum and sum (online
+    /// softmax), so each worker holds one small block of scores.
+    /// </summary>
+    Fused,
+}
+
 /// <summary>Options of an <see cref="InferenceSession"/> (bind with Microsoft.Extensions.Options).</summary>
 public sealed class InferenceSessionOptions
 {
@@ -55,4 +72,13 @@ public sealed class InferenceSessionOptions
 
     /// <summary>Record a per-operation trace (name, type, milliseconds, live bytes) in each run result.</summary>
     public bool Trace { get; set; }
+
+    /// <summary>
+    /// How attention subgraphs run. <see cref="AttentionMode.Sliced"/> and <see cref="AttentionMode.Fused"/> replace each
+    /// one by a single operation, so their intermediate tensors (the scores) cannot be asked for as extra outputs.
+    /// </summary>
+    public AttentionMode Attention { get; set; } = AttentionMode.Plain;
+
+    /// <summary>Blocks of query rows of <see cref="AttentionMode.Sliced"/> attention (default 2, as the original).</summary>
+    public int AttentionSlices { get; set; } = 2;
 }

@@ -223,7 +223,7 @@ internal sealed class TinySd15Tests
         Assert.That(maxError, Is.LessThanOrEqualTo(1e-4 * maxReference));
     }
 
-    private static (double MaxError, double MaxReference) Compare(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
+    internal static (double MaxError, double MaxReference) Compare(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
     {
         double maxError = 0, maxReference = 0;
         for (var i = 0; i < expected.Length; i++)
@@ -235,7 +235,7 @@ internal sealed class TinySd15Tests
         return (maxError, maxReference);
     }
 
-    private static Tensor ReadRaw(string folder, JsonElement entry, InferenceSession session)
+    internal static Tensor ReadRaw(string folder, JsonElement entry, InferenceSession session)
     {
         var type = entry.GetProperty("dtype").GetString() switch
         {

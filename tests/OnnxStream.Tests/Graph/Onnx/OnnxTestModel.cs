@@ -14,6 +14,10 @@ internal sealed class OnnxTestModel
 
     public OnnxTestModel Output(string name, params long[] dims) => Value(Graph.Output, name, TensorProto.Types.DataType.Float, dims);
 
+    public OnnxTestModel TypedInput(string name, TensorProto.Types.DataType type, params long[] dims) => Value(Graph.Input, name, type, dims);
+
+    public OnnxTestModel TypedOutput(string name, TensorProto.Types.DataType type, params long[] dims) => Value(Graph.Output, name, type, dims);
+
     public OnnxTestModel ValueInfo(string name, params long[] dims) => Value(Graph.ValueInfo, name, TensorProto.Types.DataType.Float, dims);
 
     private OnnxTestModel Value(Google.Protobuf.Collections.RepeatedField<ValueInfoProto> list, string name, TensorProto.Types.DataType type, long[] dims)
