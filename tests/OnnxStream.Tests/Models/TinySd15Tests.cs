@@ -160,7 +160,8 @@ internal sealed class TinySd15Tests
         Assert.That(maxError, Is.LessThanOrEqualTo(1e-4 * maxReference));
     }
 
-    private static (double MaxError, double MaxReference) Compare(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
+    /// <summary>Max |actual - expected| (infinite when actual has a NaN) and max |expected|.</summary>
+    internal static (double MaxError, double MaxReference) Compare(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
     {
         double maxError = 0, maxReference = 0;
         for (var i = 0; i < expected.Length; i++)
@@ -172,7 +173,8 @@ internal sealed class TinySd15Tests
         return (maxError, maxReference);
     }
 
-    private static Tensor ReadRaw(string folder, JsonElement entry, InferenceSession session)
+    /// <summary>A reference tensor of ref/ described by its meta.json entry.</summary>
+    internal static Tensor ReadRaw(string folder, JsonElement entry, InferenceSession session)
     {
         var type = entry.GetProperty("dtype").GetString() switch
         {
