@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using OnnxStream.Graph;
 using OnnxStream.Graph.OnnxFormat;
+using OnnxStream.Graph.Passes;
 using OnnxStream.Memory;
 using OnnxStream.Tensors;
 using OnnxStream.Weights;
@@ -39,6 +40,7 @@ public static class ModelFolderWriter
         ArgumentException.ThrowIfNullOrEmpty(outputFolder);
         options ??= new ModelConversionOptions();
         var graph = OnnxModelReader.Read(onnxPath, simplify: options.Fold);
+        if (options.Fold) graph = FoldWithInferredShapes(graph);
         var rangeData = options.RangeDataPath is { } rangePath ? RangeData.Read(rangePath) : null;
         var shapes = StaticShapeInference.Infer(graph);
 
@@ -61,6 +63,29 @@ public static class ModelFolderWriter
         if (rangeData is not null) File.WriteAllBytes(Path.Combine(outputFolder, RangeData.FileName), rangeData);
         return new ConversionResult(Path.GetFullPath(outputFolder), graph.Nodes.Count, writer.FilesWritten, writer.BytesWritten,
             writer.LargestWeightBytes, writer.Allocator.PeakBytes);
+    }
+
+    /// <summary>
+    /// The engine's load-time folding again, now that static shape inference knows the shapes the export did
+    /// not declare: a Shape of an activation whose inferred shape is fully known becomes a constant, which
+    /// makes the Reshape, Expand and ConstantOfShape behind it constant-shaped, which makes more shapes known.
+    /// Repeated until nothing more folds (an unsimplified export then needs no simplifier).
+    /// </summary>
+    private static ModelGraph FoldWithInferredShapes(ModelGraph graph)
+    {
+        var declared = graph.Inputs.Concat(graph.Outputs).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        while (true)
+        {
+            var shapes = StaticShapeInference.Infer(graph);
+            TensorDescriptor? Shaped(TensorDescriptor? tensor) =>
+                tensor is { IsWeight: false } && !declared.Contains(tensor.Name) && shapes.GetValueOrDefault(tensor.Name) is { Length: > 0 } shape && shape.All(d => d > 0)
+                    ? tensor with { Shape = shape.Select(d => checked((int)d)).ToArray() }
+                    : tensor;
+            var shaped = graph with { Nodes = graph.Nodes.Select(n => n with { Inputs = n.Inputs.Select(Shaped).ToArray(), Outputs = n.Outputs.Select(t => Shaped(t)!).ToArray() }).ToList() };
+            var folded = DeadNodeElimination.Apply(ConstantFolding.Apply(shaped));
+            if (folded.Nodes.Count == graph.Nodes.Count) return graph;
+            graph = folded;
+        }
     }
 
     /// <summary>Writes the lines and weight files of one conversion.</summary>
