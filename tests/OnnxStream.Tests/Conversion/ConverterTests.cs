@@ -107,9 +107,10 @@ internal sealed class ConverterTests
     }
 
     /// <summary>
-    /// Streaming: converting the UNet to uint8 (the most memory-hungry mode: the weight, a sorted copy of its
-    /// finite values and the bytes) holds at most about two and a quarter times its largest weight in native
-    /// memory, and allocates far less managed memory than the weights (they never pass through managed arrays).
+    /// Streaming: converting the UNet holds at most about twice its largest weight in native memory (a weight
+    /// and its transpose, or a weight and the sorted copy of its values for uint8). Managed allocations are
+    /// printed: they follow the graph (names, lines, the folding rounds), not the weights, which never pass
+    /// through managed arrays (<see cref="ModelFolderWriterTests.A_large_weight_is_converted_in_native_memory"/>).
     /// </summary>
     [TestCase(false, false)]
     [TestCase(true, false)]
@@ -126,8 +127,7 @@ internal sealed class ConverterTests
         TestContext.Out.WriteLine($"unet (fp16 {float16}, uint8 {uint8}): {weightBytes} bytes of weights, largest {result.LargestWeightBytes}; " +
                                   $"peak native {result.PeakNativeBytes} bytes ({(double)result.PeakNativeBytes / result.LargestWeightBytes:F2}× the largest), " +
                                   $"managed allocations {managed} bytes; wrote {result.BytesWritten} bytes in {result.WeightFileCount} files");
-        Assert.That(result.PeakNativeBytes, Is.LessThanOrEqualTo(3 * result.LargestWeightBytes));
-        Assert.That(managed, Is.LessThan(weightBytes), "managed bytes allocated by a conversion");
+        Assert.That(result.PeakNativeBytes, Is.LessThanOrEqualTo(2.5 * result.LargestWeightBytes));
     }
 
     private static JsonDocument ReadMeta(string component) =>
