@@ -8,6 +8,7 @@ var root = new RootCommand("onnxstream: run large ONNX models in a small, predic
 root.Subcommands.Add(VersionCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(InfoCommand.Create());
+root.Subcommands.Add(ConvertCommand.Create());
 root.Subcommands.Add(BenchKernelsCommand.Create());
 root.Subcommands.Add(BenchAttentionCommand.Create());
 try

@@ -8,14 +8,22 @@ namespace OnnxStream.Graph;
 /// </summary>
 public static class NameEscaping
 {
+    private const string HexDigits = "0123456789ABCDEF";
+
     /// <summary>Escapes a name the way the original converter does.</summary>
     public static string Escape(string name)
     {
-        var builder = new StringBuilder(name.Length);
-        foreach (var c in name)
+        var builder = new StringBuilder(name.Length * 2);
+        Span<byte> utf8 = stackalloc byte[4];
+        foreach (var rune in name.EnumerateRunes())
         {
-            if (char.IsAsciiLetterOrDigit(c)) builder.Append(c);
-            else foreach (var b in Encoding.UTF8.GetBytes(c.ToString())) builder.Append('_').Append(b.ToString("X2")).Append('_');
+            if (rune.IsAscii && char.IsAsciiLetterOrDigit((char)rune.Value))
+            {
+                builder.Append((char)rune.Value);
+                continue;
+            }
+            var length = rune.EncodeToUtf8(utf8);
+            foreach (var b in utf8[..length]) builder.Append('_').Append(HexDigits[b >> 4]).Append(HexDigits[b & 15]).Append('_');
         }
         return builder.ToString();
     }

@@ -223,6 +223,7 @@ internal sealed class TinySd15Tests
         Assert.That(maxError, Is.LessThanOrEqualTo(1e-4 * maxReference));
     }
 
+    /// <summary>Max |actual - expected| (infinite when actual has a NaN) and max |expected|.</summary>
     internal static (double MaxError, double MaxReference) Compare(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected)
     {
         double maxError = 0, maxReference = 0;
@@ -235,6 +236,7 @@ internal sealed class TinySd15Tests
         return (maxError, maxReference);
     }
 
+    /// <summary>A reference tensor of ref/ described by its meta.json entry.</summary>
     internal static Tensor ReadRaw(string folder, JsonElement entry, InferenceSession session)
     {
         var type = entry.GetProperty("dtype").GetString() switch

@@ -7,7 +7,8 @@ using AttributeType = Onnx.AttributeProto.Types.AttributeType;
 namespace OnnxStream.Graph.OnnxFormat;
 
 /// <summary>
-/// ONNX attributes in the model.txt text form: INT decimal, FLOAT invariant round-trip, STRING as is,
+/// ONNX attributes in the model.txt text form: INT decimal, FLOAT as Python's <c>str(float)</c> writes it
+/// (what the original converter writes, e.g. <c>9.999999747378752e-06</c>; it reads back to the same float), STRING as is,
 /// INTS/FLOATS/STRINGS comma-separated, a TENSOR as its values comma-separated (a scalar as its one
 /// value). A TENSOR attribute also gets <c>NAME.dtype</c> (float32, float16, int64, int32, uint8, bool)
 /// so an operator such as ConstantOfShape can give its output the right element type.
@@ -79,7 +80,7 @@ internal static class AttributeText
         return AttributeType.Ints;
     }
 
-    private static string Float(float value) => value.ToString("R", CultureInfo.InvariantCulture);
+    private static string Float(float value) => Conversion.PythonFloat.Format(value);
 
     /// <summary>The model.txt name of an element type.</summary>
     public static string TypeName(ElementType type) => type switch

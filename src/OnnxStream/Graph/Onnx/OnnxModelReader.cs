@@ -14,8 +14,14 @@ namespace OnnxStream.Graph.OnnxFormat;
 internal static class OnnxModelReader
 {
     /// <summary>Reads <paramref name="path"/>.</summary>
+    /// <param name="path">The .onnx file.</param>
+    /// <param name="registry">Operators that constant folding may run.</param>
+    /// <param name="simplify">
+    /// false: the graph as the file has it, in file order (Identity, Dropout and shape arithmetic kept; only
+    /// Constant nodes become weights), which is what a converter reproducing the original needs.
+    /// </param>
     /// <exception cref="ModelFormatException">The file is malformed, truncated or uses what is not supported; the message says where.</exception>
-    public static ModelGraph Read(string path, OperatorRegistry? registry = null)
+    public static ModelGraph Read(string path, OperatorRegistry? registry = null, bool simplify = true)
     {
         path = Path.GetFullPath(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"No ONNX model at {path}.", path);
@@ -152,6 +158,7 @@ internal static class OnnxModelReader
         }
 
         var graph = new ModelGraph(path, TopologicalSort.Sort(nodes, path), graphInputs, graphOutputs);
+        if (!simplify) return graph;
         graph = LoadTimePasses.Apply(graph, registry);
         if (graph.Nodes.Count == 0) throw new ModelFormatException($"{path}: the model has no operations.");
 

@@ -206,7 +206,7 @@ internal sealed class OnnxModelReaderTests
         Assert.That(attributes.GetInt("axis", 0), Is.EqualTo(-1));
         Assert.That(attributes.GetInts("pads"), Is.EqualTo(new long[] { 1, 0, -2 }));
         Assert.That(attributes.GetFloat("eps", 0), Is.EqualTo(1e-5f));
-        Assert.That(attributes.GetString("scales", ""), Is.EqualTo("0.5,2"));
+        Assert.That(attributes.GetString("scales", ""), Is.EqualTo("0.5,2.0"), "floats as Python writes them");
         Assert.That(attributes.GetString("mode", ""), Is.EqualTo("nearest"));
         Assert.That(attributes.GetString("value", ""), Is.EqualTo("7"));
         Assert.That(attributes.GetString("value.dtype", ""), Is.EqualTo("int64"));
