@@ -9,6 +9,7 @@ root.Subcommands.Add(VersionCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(BenchKernelsCommand.Create());
+root.Subcommands.Add(SynthCommand.Create());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

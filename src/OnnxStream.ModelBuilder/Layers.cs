@@ -116,29 +116,24 @@ internal static class Layers
 
     /// <summary>Nearest-neighbour ×2 upsampling as F.interpolate(scale_factor=2) exports it.</summary>
     public static string Upsample2x(this OnnxGraphBuilder g, string x) =>
-        g.Node("Resize", [x, "", g.Node("Constant", [], OnnxAttribute.Tensor("value", FloatTensor([1, 1, 2, 2])))],
+        g.Node("Resize", [x, "", g.Float32Constant([1, 1, 2, 2], 4)],
             OnnxAttribute.String("coordinate_transformation_mode", "asymmetric"), OnnxAttribute.Float("cubic_coeff_a", -0.75f),
             OnnxAttribute.String("mode", "nearest"), OnnxAttribute.String("nearest_mode", "floor"));
 
     /// <summary>
     /// Sinusoidal embedding of the 1-D <paramref name="positions"/> (diffusers' get_timestep_embedding with
     /// flip_sin_to_cos and downscale_freq_shift 0): [n] → [n, dim] as Concat(Cos, Sin) of positions·Exp(-ln(10000)·i/half).
+    /// Computed in float32 as diffusers does (timesteps.float()), and cast to the graph's type after.
     /// </summary>
     public static string SinusoidalEmbedding(this OnnxGraphBuilder g, string positions, int dim)
     {
+        var float16 = g.FloatType == OnnxElementType.Float16;
         var half = dim / 2;
         var exponents = Enumerable.Range(0, half).Select(i => -MathF.Log(10000) * i / half).ToArray();
-        var frequencies = g.Node("Exp", [g.Constant(exponents, 1, half)]);
+        var frequencies = g.Node("Exp", [g.Float32Constant(exponents, 1, half)]);
+        if (float16) positions = g.Node("Cast", [positions], OnnxAttribute.Int("to", (long)OnnxElementType.Float));
         var angles = g.Node("Mul", [g.Node("Unsqueeze", [positions, g.Ints(1)]), frequencies]);
-        return g.Node("Concat", [g.Node("Cos", [angles]), g.Node("Sin", [angles])], OnnxAttribute.Int("axis", -1));
-    }
-
-    /// <summary>Resize's scales are float32 whatever the graph's float type.</summary>
-    private static Onnx.TensorProto FloatTensor(float[] values)
-    {
-        var tensor = new Onnx.TensorProto { DataType = (int)OnnxElementType.Float };
-        tensor.Dims.Add(values.Length);
-        tensor.FloatData.AddRange(values);
-        return tensor;
+        var embedding = g.Node("Concat", [g.Node("Cos", [angles]), g.Node("Sin", [angles])], OnnxAttribute.Int("axis", -1));
+        return float16 ? g.Node("Cast", [embedding], OnnxAttribute.Int("to", (long)OnnxElementType.Float16)) : embedding;
     }
 }

@@ -129,7 +129,10 @@ public sealed class OnnxGraphBuilder
     public string Constant(float[] values, params long[] shape) =>
         FloatType == OnnxElementType.Float16
             ? ConstantNode(OnnxElementType.Float16, MemoryMarshal.AsBytes(values.Select(v => (Half)v).ToArray().AsSpan()), shape)
-            : ConstantNode(OnnxElementType.Float, MemoryMarshal.AsBytes(values.AsSpan()), shape);
+            : Float32Constant(values, shape);
+
+    /// <summary>A float32 Constant node whatever <see cref="FloatType"/> is (Resize scales; what PyTorch computes in float32 in float16 models).</summary>
+    public string Float32Constant(float[] values, params long[] shape) => ConstantNode(OnnxElementType.Float, MemoryMarshal.AsBytes(values.AsSpan()), shape);
 
     /// <summary>An int64 Constant node (a scalar when <paramref name="shape"/> is empty).</summary>
     public string Constant(long[] values, params long[] shape) => ConstantNode(OnnxElementType.Int64, MemoryMarshal.AsBytes(values.AsSpan()), shape);
