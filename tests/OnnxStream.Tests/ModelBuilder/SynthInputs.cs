@@ -8,10 +8,8 @@ internal static class SynthInputs
     /// <summary>An input's values (float or int64) and shape.</summary>
     internal sealed record Value(float[]? Floats, long[]? Longs, long[] Shape);
 
-    /// <summary>The tiny text encoders' vocabulary (as tiny-sd15's synthetic tokenizer).</summary>
-    private const int TinyVocabulary = 1000;
-
-    public static Dictionary<string, Value> For(OnnxGraphBuilder graph)
+    /// <summary>Inputs for <paramref name="graph"/>; token ids for a <paramref name="vocabulary"/> (the tiny text encoders': 1000, as tiny-sd15's synthetic tokenizer).</summary>
+    public static Dictionary<string, Value> For(OnnxGraphBuilder graph, int vocabulary = 1000)
     {
         var random = new Random(1234);
         var inputs = new Dictionary<string, Value>();
@@ -24,7 +22,7 @@ internal static class SynthInputs
                 "timestep" => new Value([981f], null, shape),
                 // Original and target size 1024², no crop (what the SDXL pipeline passes).
                 "time_ids" => new Value([1024, 1024, 0, 0, 1024, 1024], null, shape),
-                "input_ids" => new Value(null, TokenIds(random, count, TinyVocabulary), shape),
+                "input_ids" => new Value(null, TokenIds(random, count, vocabulary), shape),
                 _ => new Value(Enumerable.Range(0, count).Select(_ => (float)random.NextDouble() * 2 - 1).ToArray(), null, shape),
             };
         }
