@@ -11,6 +11,7 @@ root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(ConvertCommand.Create());
 root.Subcommands.Add(BenchKernelsCommand.Create());
 root.Subcommands.Add(BenchAttentionCommand.Create());
+root.Subcommands.Add(SynthCommand.Create());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
