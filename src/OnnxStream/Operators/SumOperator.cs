@@ -1,5 +1,4 @@
 using System.Numerics;
-using OnnxStream.Tensors;
 
 namespace OnnxStream.Operators;
 
@@ -7,28 +6,11 @@ namespace OnnxStream.Operators;
 /// ONNX Sum: the elementwise sum of one or more inputs with broadcasting; float32, float16 (accumulated in
 /// float32, rounded once), int64, int32.
 /// </summary>
-internal sealed class SumOperator : IOperator
+internal sealed class SumOperator : VariadicElementwiseOperator<SumOperator.Addition>
 {
-    /// <inheritdoc />
-    public void Run(OperatorContext context)
+    /// <summary>a + b.</summary>
+    internal readonly struct Addition : IVariadicOperation
     {
-        var shape = InferShape(context, out var inputs);
-        var output = context.Output(0, inputs[0].ElementType, shape);
-        switch (output.ElementType)
-        {
-            case ElementType.Float32: Broadcasting.Fold<float, Op<float>>(context, inputs, output); break;
-            case ElementType.Float16: Broadcasting.FoldFloat16<Op<float>>(context, inputs, output); break;
-            case ElementType.Int64: Broadcasting.Fold<long, Op<long>>(context, inputs, output); break;
-            default: Broadcasting.Fold<int, Op<int>>(context, inputs, output); break;
-        }
-    }
-
-    /// <summary>Checks the inputs' types; the output shape is the broadcast of all of them.</summary>
-    public static int[] InferShape(OperatorContext context, out Tensor[] inputs) =>
-        Broadcasting.VariadicShape(context, out inputs, ElementType.Float32, ElementType.Float16, ElementType.Int64, ElementType.Int32);
-
-    private readonly struct Op<T> : Broadcasting.IBinaryOp<T, T, T> where T : INumber<T>
-    {
-        public static T Apply(T a, T b) => a + b;
+        public static T Apply<T>(T a, T b) where T : INumber<T> => a + b;
     }
 }
