@@ -88,12 +88,11 @@ internal sealed class StableDiffusionModelsTests
     /// <summary>
     /// The float16 graph (weights, activations, inputs and outputs) in this engine against the float32 graph
     /// of the same seed in ONNX Runtime: 1e-2 of max |value|, as for tiny-sd15's fp16 folders (weights
-    /// rounded to float16, errors compounding over the layers). Not the UNet yet: this engine reads small
-    /// float16 constants as float32, and the mixed Add that follows turns the time embedding float32, which
-    /// its skip-connection Concat then rejects.
+    /// rounded to float16, errors compounding over the layers).
     /// </summary>
     [TestCase(StableDiffusionComponent.Sd15VaeDecoder)]
     [TestCase(StableDiffusionComponent.Sd15TextEncoder)]
+    [TestCase(StableDiffusionComponent.Sd15Unet)]
     public void Float16_graph_runs_close_to_the_float32_one(StableDiffusionComponent component)
     {
         var graph32 = StableDiffusionModels.Build(component, ModelScale.Tiny);
