@@ -35,8 +35,58 @@ internal sealed unsafe class MatMulOperator : IOperator
 
         if (context.Float16Kernels && output.ElementType == ElementType.Float16)
             Compute<Half>(context, plan, a, b, output);
+        else if (output.ElementType == ElementType.Float16 && a.ElementType == ElementType.Float16 && plan.Batch.Length > 1 &&
+                 (plan.BBatchIsOne || plan.BatchesMatch && b.ElementType is ElementType.Float16 or ElementType.Float32) &&
+                 !(context.KeepsPreparedOperators && context.IsWeight(1)))
+            ComputeFloat16ByItem(context, plan, a, b, output);
         else
             Compute<float>(context, plan, a, b, output);
+    }
+
+    /// <summary>
+    /// float16 data computed in float32 one batch item at a time (attention's P·V over heads), so only one
+    /// item is ever widened: a float32 copy of the whole A would be twice A's size.
+    /// </summary>
+    private static void ComputeFloat16ByItem(OperatorContext context, MatMulPlan plan, Tensor a, Tensor b, Tensor output)
+    {
+        var (m, k, n) = (plan.M, plan.K, plan.N);
+        var items = (int)plan.Batch.Length;
+        var ownsSharedB = false;
+        var sharedB = plan.BBatchIsOne ? Layout.ToFloat32(context, b, "B", out ownsSharedB) : null;
+        using var aItem = context.Scratch(ElementType.Float32, [m, k]);
+        using var bItem = plan.BBatchIsOne ? null : context.Scratch(ElementType.Float32, [k, n]);
+        using var cItem = context.Scratch(ElementType.Float32, [m, n]);
+        try
+        {
+            var aData = (Half*)AxisHelper.Data(a);
+            var cData = (Half*)AxisHelper.Data(output);
+            for (var item = 0; item < items; item++)
+            {
+                System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(aData + (long)item * m * k, m * k), aItem.Span<float>());
+                float* bMatrix;
+                if (sharedB is not null) bMatrix = (float*)AxisHelper.Data(sharedB);
+                else
+                {
+                    WidenItem(b, item, k * n, bItem!.Span<float>());
+                    bMatrix = (float*)AxisHelper.Data(bItem);
+                }
+                BatchMatMulKernel.Run(context.Pool, new BatchMatMulShape(1, m, k, n), (float*)AxisHelper.Data(aItem), bMatrix, (float*)AxisHelper.Data(cItem));
+                System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(cItem.Span<float>(), new Span<Half>(cData + (long)item * m * n, m * n));
+            }
+        }
+        finally
+        {
+            if (sharedB is not null && ownsSharedB) sharedB.Dispose();
+        }
+    }
+
+    /// <summary>Batch item <paramref name="item"/> of a float32 or float16 tensor, as float32.</summary>
+    private static void WidenItem(Tensor tensor, int item, int length, Span<float> destination)
+    {
+        if (tensor.ElementType == ElementType.Float16)
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>((Half*)AxisHelper.Data(tensor) + (long)item * length, length), destination);
+        else
+            new ReadOnlySpan<float>((float*)AxisHelper.Data(tensor) + (long)item * length, length).CopyTo(destination);
     }
 
     /// <summary>The product computed in <typeparamref name="T"/> (float or Half).</summary>

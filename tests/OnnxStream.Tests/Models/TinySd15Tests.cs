@@ -74,9 +74,10 @@ internal sealed class TinySd15Tests
     /// float16 activations: within 2e-2 of max |ref| with float32 arithmetic, 5e-2 with float16 kernels. Every
     /// activation is rounded to float16 (relative error 2⁻¹¹ ≈ 4.9e-4 each) through ~40 (VAE) to ~60 (UNet)
     /// layers, and float16 kernels also round their products and sums; measured (max over outputs): storage
-    /// UNet 5e-3, VAE 4.0e-3; kernels UNet and VAE up to 2.2e-2. Activations take half the bytes: the peak
-    /// is at most the float32 run's with float32 arithmetic (operations widen blocks, not whole tensors,
-    /// where it matters) and at most 70% of it with float16 kernels.
+    /// UNet 5e-3, VAE 4.0e-3; kernels UNet and VAE up to 2.2e-2. Activations take half the bytes, and the
+    /// operations that meet the largest tensors (softmax, matmul, convolution) widen blocks, not whole tensors:
+    /// measured peaks are 51% (UNet) and 77% (VAE) of float32's with float32 arithmetic, 51% and 65% with
+    /// float16 kernels; the bounds are 80% and 70%.
     /// </summary>
     [TestCaseSource(nameof(Float16Runs))]
     public void Float16_precisions_match_the_torch_reference(Form form, Precision precision)
@@ -87,7 +88,7 @@ internal sealed class TinySd15Tests
         var float32Peak = MeasurePeak(form, ModelLoader.Load(SharedFixtures.Require($"models/tiny-sd15/{form.Model}")));
         TestContext.Out.WriteLine($"{form.Model} {session.Precision}: peak {peak} bytes, float32 {float32Peak} bytes ({(double)peak / float32Peak:P0})");
         if (form.Component != "text_encoder")
-            Assert.That(peak, Is.LessThanOrEqualTo((session.Precision == Precision.Float16Arithmetic ? 0.7 : 1.0) * float32Peak));
+            Assert.That(peak, Is.LessThanOrEqualTo((session.Precision == Precision.Float16Arithmetic ? 0.7 : 0.8) * float32Peak));
     }
 
     /// <summary>Runs <paramref name="form"/> twice on the reference inputs and checks each output; returns the session (for leak checks) and the last run's peak.</summary>
