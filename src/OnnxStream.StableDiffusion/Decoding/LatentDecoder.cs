@@ -33,7 +33,8 @@ public static class LatentDecoder
     {
         if (latent.Length != 4 * height * width)
             throw new ArgumentException($"The latent has {latent.Length} values; (1, 4, {height}, {width}) needs {4 * height * width}.", nameof(latent));
-        var tiles = tileSize is { } size ? LatentTiling.Plan(height, width, size) : [new LatentTile(0, 0, height, width)];
+        var plan = tileSize is { } size ? LatentTiling.Plan(height, width, size) : new TilePlan([new LatentTile(0, 0, height, width)], 0);
+        var tiles = plan.Tiles;
         var tileHeight = tiles[0].Height;
         var tileWidth = tiles[0].Width;
         using var model = OpenFor(backend, modelPath, tileHeight, tileWidth);
@@ -73,7 +74,7 @@ public static class LatentDecoder
                     sum = Tensor.Allocate(ElementType.Float32, [3, imageHeight, imageWidth]);
                     weights = Tensor.Allocate(ElementType.Float32, [imageHeight, imageWidth]);
                 }
-                Blend(pixels.Span<float>(), tile, scale, tileSize!.Value / 4 * scale, sum.Span<float>(), weights!.Span<float>(), imageHeight, imageWidth);
+                Blend(pixels.Span<float>(), tile, scale, plan.Overlap * scale, sum.Span<float>(), weights!.Span<float>(), imageHeight, imageWidth);
                 progress?.Report(new DecodingProgress(t + 1, tiles.Count));
             }
             var total = sum!.Span<float>();

@@ -7,33 +7,45 @@ namespace OnnxStream.StableDiffusion.Decoding;
 /// <param name="Width">Latent columns.</param>
 public readonly record struct LatentTile(int Y, int X, int Height, int Width);
 
+/// <summary>The tiles of a latent and the overlap their blending ramps span.</summary>
+/// <param name="Tiles">The tiles, row by row.</param>
+/// <param name="Overlap">The smallest overlap of two neighbouring tiles, in latent pixels (0 for one tile).</param>
+public sealed record TilePlan(IReadOnlyList<LatentTile> Tiles, int Overlap);
+
 /// <summary>
 /// How a latent is cut into overlapping square tiles, as the original decodes SDXL: tiles of
-/// <c>tileSize</c> that overlap their left and upper neighbours by a quarter of a tile (more for the last
-/// row and column, which end flush with the latent), blended linearly across each overlap.
+/// <c>tileSize</c> overlapping their left and upper neighbours by at least a quarter of a tile (exactly a quarter
+/// where the latent allows it, as 5 × 5 tiles of 32 over SDXL's 128 × 128), evenly spread so the first and last
+/// end flush with the latent, blended linearly across each overlap.
 /// </summary>
 public static class LatentTiling
 {
     /// <summary>
-    /// Tile origins along one axis of <paramref name="length"/>: every <c>size - overlap</c>, the last moved back
-    /// to end at <paramref name="length"/>; one tile of the whole length when it fits in one.
+    /// Tile origins along one axis of <paramref name="length"/>: the fewest tiles of <paramref name="size"/> that
+    /// overlap by at least <paramref name="overlap"/>, spread evenly from 0 to <c>length - size</c>; one tile of the
+    /// whole length when it fits in one.
     /// </summary>
     public static int[] Origins(int length, int size, int overlap)
     {
         if (length <= size) return [0];
         var stride = size - overlap;
         var count = (length - size + stride - 1) / stride + 1;
-        return Enumerable.Range(0, count).Select(i => Math.Min(i * stride, length - size)).ToArray();
+        return Enumerable.Range(0, count).Select(i => (int)((long)i * (length - size) / (count - 1))).ToArray();
     }
 
-    /// <summary>The tiles of a <paramref name="height"/>×<paramref name="width"/> latent, row by row.</summary>
-    public static IReadOnlyList<LatentTile> Plan(int height, int width, int tileSize)
+    /// <summary>The tiles of a <paramref name="height"/>×<paramref name="width"/> latent.</summary>
+    public static TilePlan Plan(int height, int width, int tileSize)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(tileSize, 4);
-        var overlap = tileSize / 4;
-        return (from y in Origins(height, tileSize, overlap)
-                from x in Origins(width, tileSize, overlap)
-                select new LatentTile(y, x, Math.Min(tileSize, height), Math.Min(tileSize, width))).ToList();
+        var rows = Origins(height, tileSize, tileSize / 4);
+        var columns = Origins(width, tileSize, tileSize / 4);
+        var tiles = (from y in rows
+                     from x in columns
+                     select new LatentTile(y, x, Math.Min(tileSize, height), Math.Min(tileSize, width))).ToList();
+        static int SmallestOverlap(int[] origins, int size) =>
+            origins.Length < 2 ? int.MaxValue : origins.Zip(origins.Skip(1)).Min(p => size - (p.Second - p.First));
+        var overlap = Math.Min(SmallestOverlap(rows, tileSize), SmallestOverlap(columns, tileSize));
+        return new TilePlan(tiles, overlap == int.MaxValue ? 0 : overlap);
     }
 
     /// <summary>
