@@ -12,6 +12,7 @@ root.Subcommands.Add(ConvertCommand.Create());
 root.Subcommands.Add(BenchKernelsCommand.Create());
 root.Subcommands.Add(BenchAttentionCommand.Create());
 root.Subcommands.Add(SynthCommand.Create());
+root.Subcommands.Add(SdCommand.Create());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

@@ -28,4 +28,44 @@ public static class ModelLoader
             ? OnnxModelReader.Read(path)
             : LoadTimePasses.Apply(ModelTextReader.Read(path));
     }
+
+    /// <summary>
+    /// Loads <paramref name="path"/> as <see cref="Load(string)"/> does, for inputs of other shapes than the
+    /// model declares (another image size, a batch of two): the named graph inputs get the given shapes, every
+    /// other activation forgets its declared shape (it was for the declared inputs), and the load-time passes
+    /// then fold and infer everything again from the new shapes.
+    /// </summary>
+    /// <param name="path">A model folder, a model.txt or a .onnx file.</param>
+    /// <param name="inputShapes">Shapes by graph input name (escaped or not); inputs not named keep their declared shape.</param>
+    /// <exception cref="ModelFormatException">The model is malformed, or names an input it does not have.</exception>
+    public static ModelGraph Load(string path, IReadOnlyDictionary<string, int[]> inputShapes)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(inputShapes);
+        var onnx = Directory.Exists(path) ? Path.Combine(path, "model.onnx") : path;
+        var raw = Directory.Exists(path) && !File.Exists(Path.Combine(path, "model.txt")) && File.Exists(onnx) || path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)
+            ? OnnxModelReader.Read(onnx, simplify: false)
+            : ModelTextReader.Read(path);
+        var shapes = new Dictionary<string, int[]>(StringComparer.Ordinal);
+        foreach (var (name, shape) in inputShapes)
+        {
+            var input = raw.Inputs.FirstOrDefault(i => i.Name == name || NameEscaping.TryUnescape(name, out var plain) && i.Name == plain)
+                ?? throw new ModelFormatException($"{raw.Source}: the model has no input '{name}' (its inputs: {string.Join(", ", raw.Inputs.Select(i => i.Name))})");
+            shapes[input.Name] = shape.ToArray();
+        }
+        TensorDescriptor? Reshape(TensorDescriptor? descriptor)
+        {
+            if (descriptor is null || descriptor.IsWeight) return descriptor;
+            if (shapes.TryGetValue(descriptor.Name, out var shape)) return descriptor with { Shape = shape, HasStaticShape = shape.All(d => d > 0) };
+            var isDeclaredInput = raw.Inputs.Any(i => i.Name == descriptor.Name);
+            return isDeclaredInput ? descriptor : descriptor with { Shape = [], HasStaticShape = false };
+        }
+        var graph = raw with
+        {
+            Nodes = raw.Nodes.Select(n => n with { Inputs = n.Inputs.Select(Reshape).ToArray(), Outputs = n.Outputs.Select(o => Reshape(o)!).ToArray() }).ToList(),
+            Inputs = raw.Inputs.Select(i => Reshape(i)!).ToList(),
+            Outputs = raw.Outputs.Select(o => Reshape(o)!).ToList(),
+        };
+        return LoadTimePasses.Apply(graph);
+    }
 }

@@ -1,0 +1,173 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using OnnxStream.StableDiffusion.Imaging;
+using OnnxStream.StableDiffusion.Models;
+using OnnxStream.StableDiffusion.Pipeline;
+using OnnxStream.Tensors;
+using Spectre.Console;
+
+namespace OnnxStream.Cli;
+
+/// <summary><c>onnxstream sd</c>: the original's Stable Diffusion app, same options, plus a few.</summary>
+internal static class SdCommand
+{
+    public static Command Create()
+    {
+        var xl = new Option<bool>("--xl") { Description = "SDXL 1.0 base (default: detected from the models folder)." };
+        var turbo = new Option<bool>("--turbo") { Description = "SDXL Turbo (1 to 4 steps, no guidance)." };
+        var modelsPath = new Option<string>("--models-path") { Description = "The models folder: the original's layout or Hugging Face's ONNX layout.", Required = true };
+        var layout = new Option<string?>("--layout") { Description = "onnxstream or diffusers, when the folder holds both (default: onnxstream's when present)." };
+        layout.AcceptOnlyFromAmong("onnxstream", "diffusers");
+        var opsPrintf = new Option<bool>("--ops-printf") { Description = "Print each operation as it runs (not available in this build)." };
+        var output = new Option<string>("--output") { Description = "The PNG to write (image i > 0 of --num gets _i before the extension).", DefaultValueFactory = _ => "result.png" };
+        var decodeLatents = new Option<string?>("--decode-latents") { Description = "Decode this .npy latent (1,4,H/8,W/8) instead of generating." };
+        var prompt = new Option<string>("--prompt") { Description = "What to draw.", DefaultValueFactory = _ => "a photo of an astronaut riding a horse on mars" };
+        var negative = new Option<string>("--neg-prompt") { Description = "What to avoid.", DefaultValueFactory = _ => "ugly, blurry" };
+        var num = new Option<int>("--num") { Description = "Images to make (seeds SEED, SEED+1, ...).", DefaultValueFactory = _ => 1 };
+        var steps = new Option<int?>("--steps") { Description = "Denoising steps (default 10; Turbo 1)." };
+        var seed = new Option<long?>("--seed") { Description = "The seed (default: from the clock)." };
+        var saveLatents = new Option<string?>("--save-latents") { Description = "Also write the final latent as .npy here." };
+        var calibrate = new Option<bool>("--decoder-calibrate") { Description = "Compute the uint8 decoder's range_data.txt (not available in this build)." };
+        var notTiled = new Option<bool>("--not-tiled") { Description = "Decode the whole latent at once instead of in tiles." };
+        var res = new Option<string?>("--res") { Description = "WIDTHxHEIGHT, e.g. 512x512." };
+        var width = new Option<int?>("--width") { Description = "Image width (multiple of 8)." };
+        var height = new Option<int?>("--height") { Description = "Image height (multiple of 8)." };
+        var ram = new Option<bool>("--ram") { Description = "Keep the UNet's weights and packed operators in RAM (faster, more memory)." };
+        var download = new Option<string>("--download") { Description = "A (auto), F (force) or N (never): fetch the weights from the Hugging Face hub.", DefaultValueFactory = _ => "N" };
+        download.AcceptOnlyFromAmong("A", "F", "N", "a", "f", "n", "auto", "force", "never");
+        var rpi = new Option<string>("--rpi") { Description = "A (auto), F (force) or D (disable): Raspberry Pi settings (low memory).", DefaultValueFactory = _ => "A" };
+        rpi.AcceptOnlyFromAmong("A", "F", "D", "a", "f", "d");
+        var rpiLowmem = new Option<bool>("--rpi-lowmem") { Description = "Least memory: sliced attention, uint8 decoder for SD 1.5, tiled decoding." };
+        var threads = new Option<int>("--threads") { Description = "Threads for the kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var previewSteps = new Option<bool>("--preview-steps") { Description = "Write a preview after each step (not available in this build)." };
+        var decodeSteps = new Option<bool>("--decode-steps") { Description = "Decode the latent after each step (not available in this build)." };
+        var embed = new Option<bool>("--embed-parameters") { Description = "Write the generation parameters into the PNG (tEXt chunk 'parameters')." };
+        var sampler = new Option<string>("--sampler") { Description = "The sampler.", DefaultValueFactory = _ => "euler_a" };
+        var cfg = new Option<float?>("--cfg") { Description = "Classifier-free guidance scale (default 7; Turbo 0 = no unconditional pass)." };
+        var karras = new Option<bool>("--karras") { Description = "Karras sigma spacing." };
+        var memoryReport = new Option<bool>("--memory-report") { Description = "Print the peak tracked bytes of each step and the peak RSS." };
+        var batch = new Option<bool>("--batch-cfg") { Description = "Run both guidance passes as one batch of two (UNets exported with a dynamic batch)." };
+
+        var command = new Command("sd", "Stable Diffusion 1.5, SDXL or SDXL Turbo: text to image.")
+        {
+            xl, turbo, modelsPath, layout, opsPrintf, output, decodeLatents, prompt, negative, num, steps, seed, saveLatents, calibrate, notTiled,
+            res, width, height, ram, download, rpi, rpiLowmem, threads, previewSteps, decodeSteps, embed, sampler, cfg, karras, memoryReport, batch,
+        };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            foreach (var (option, name) in new (Option<bool>, string)[] { (opsPrintf, "--ops-printf"), (calibrate, "--decoder-calibrate"), (previewSteps, "--preview-steps"), (decodeSteps, "--decode-steps") })
+                if (result.GetValue(option)) throw new ArgumentException($"{name} is not available in this build yet.");
+            if (result.GetValue(download)!.ToUpperInvariant()[0] == 'F')
+                throw new ArgumentException("--download F: downloading weights from the Hugging Face hub is not available in this build yet; pass --models-path to a local folder.");
+            var (resWidth, resHeight) = ParseResolution(result.GetValue(res));
+            var isTurbo = result.GetValue(turbo);
+            var options = new StableDiffusionOptions
+            {
+                ModelsPath = result.GetValue(modelsPath)!,
+                Layout = result.GetValue(layout) switch { "onnxstream" => ModelFolderLayout.OnnxStream, "diffusers" => ModelFolderLayout.Diffusers, _ => null },
+                Model = isTurbo ? ModelKind.StableDiffusionXLTurbo : result.GetValue(xl) ? ModelKind.StableDiffusionXL : ModelKind.Auto,
+                Prompt = result.GetValue(prompt)!,
+                NegativePrompt = result.GetValue(negative)!,
+                Steps = result.GetValue(steps) ?? (isTurbo ? 1 : 10),
+                Seed = result.GetValue(seed) ?? DateTime.UtcNow.Ticks % 1_000_000,
+                GuidanceScale = result.GetValue(cfg),
+                Sampler = result.GetValue(sampler)!,
+                KarrasSigmas = result.GetValue(karras),
+                Width = result.GetValue(width) ?? resWidth,
+                Height = result.GetValue(height) ?? resHeight,
+                ImageCount = result.GetValue(num),
+                MemoryProfile = result.GetValue(rpiLowmem) || result.GetValue(rpi)!.ToUpperInvariant() == "F" ? MemoryProfile.LowMemory
+                    : result.GetValue(ram) ? MemoryProfile.Ram : MemoryProfile.Default,
+                DecoderTiling = result.GetValue(notTiled) ? DecoderTiling.Whole : DecoderTiling.Auto,
+                Threads = result.GetValue(threads),
+                BatchGuidance = result.GetValue(batch),
+            };
+            var pipeline = new StableDiffusionPipeline(options);
+            var clock = Stopwatch.StartNew();
+            var outputPath = result.GetValue(output)!;
+            var written = new List<string>();
+            if (result.GetValue(decodeLatents) is { } latentFile)
+            {
+                using var tensor = NpyFile.Read(latentFile);
+                if (tensor.ElementType != ElementType.Float32) throw new ArgumentException($"{latentFile}: a latent is float32, not {tensor.ElementType}.");
+                var image = await WithProgress(progress => pipeline.DecodeAsync(tensor.Span<float>().ToArray(), tensor.Shape, progress, cancellationToken), 1, result.GetValue(memoryReport));
+                PngFile.Write(outputPath, image);
+                written.Add(outputPath);
+            }
+            else
+            {
+                var images = await WithProgress(progress => pipeline.GenerateAsync(progress, cancellationToken), options.ImageCount, result.GetValue(memoryReport));
+                for (var i = 0; i < images.Count; i++)
+                {
+                    var path = i == 0 ? outputPath : Path.ChangeExtension(outputPath, null) + $"_{i}" + Path.GetExtension(outputPath);
+                    var text = result.GetValue(embed) ? new Dictionary<string, string> { ["parameters"] = Parameters(options, pipeline, images[i].Seed) } : null;
+                    PngFile.Write(path, images[i].Image, text);
+                    written.Add(path);
+                    if (result.GetValue(saveLatents) is { } latentPath)
+                    {
+                        var file = i == 0 ? latentPath : Path.ChangeExtension(latentPath, null) + $"_{i}.npy";
+                        using var latent = Tensor.From<float>(images[i].Latent, images[i].LatentShape);
+                        NpyFile.Write(file, latent);
+                    }
+                }
+            }
+            using var process = Process.GetCurrentProcess();
+            Console.WriteLine($"done in {clock.Elapsed.TotalSeconds:F1} s, peak RSS {process.PeakWorkingSet64 / 1048576.0:F0} MiB, wrote {string.Join(", ", written)}");
+            return 0;
+        });
+        return command;
+    }
+
+    /// <summary>The generation parameters as one line (as other Stable Diffusion tools write them).</summary>
+    private static string Parameters(StableDiffusionOptions options, StableDiffusionPipeline pipeline, long seed) => string.Create(CultureInfo.InvariantCulture,
+        $"{options.Prompt}\nNegative prompt: {options.NegativePrompt}\nSteps: {options.Steps}, Sampler: {options.Sampler}{(options.KarrasSigmas ? " Karras" : "")}, " +
+        $"CFG scale: {pipeline.GuidanceScale}, Seed: {seed}, Model: {pipeline.Folder.Kind}, Size: {options.Width?.ToString(CultureInfo.InvariantCulture) ?? "native"}x{options.Height?.ToString(CultureInfo.InvariantCulture) ?? "native"}");
+
+    private static (int?, int?) ParseResolution(string? text)
+    {
+        if (text is null) return (null, null);
+        var parts = text.ToLowerInvariant().Split('x');
+        return parts.Length == 2 && int.TryParse(parts[0], CultureInfo.InvariantCulture, out var w) && int.TryParse(parts[1], CultureInfo.InvariantCulture, out var h)
+            ? (w, h)
+            : throw new ArgumentException($"--res '{text}' is not WIDTHxHEIGHT.");
+    }
+
+    /// <summary>Runs <paramref name="run"/> under a progress bar per image (steps, then decoder tiles) with s/step and the RSS.</summary>
+    private static async Task<T> WithProgress<T>(Func<IProgress<PipelineProgress>, Task<T>> run, int images, bool memoryReport)
+    {
+        var reports = new List<string>();
+        var value = default(T)!;
+        await AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .StartAsync(async context =>
+            {
+                var tasks = new Dictionary<(int, PipelineStage), ProgressTask>();
+                var last = TimeSpan.Zero;
+                var reporter = new InlineProgress(p =>
+                {
+                    if (p.Stage == PipelineStage.EncodingText) return;
+                    var key = (p.Image, p.Stage);
+                    if (!tasks.TryGetValue(key, out var task))
+                        tasks[key] = task = context.AddTask($"image {p.Image + 1}/{images} {(p.Stage == PipelineStage.Denoising ? "steps" : "decoder tiles")}", maxValue: p.Steps);
+                    task.Value = p.Step;
+                    var rss = Environment.WorkingSet / 1048576.0;
+                    var perStep = (p.Elapsed - last).TotalSeconds;
+                    last = p.Elapsed;
+                    task.Description = $"image {p.Image + 1}/{images} {(p.Stage == PipelineStage.Denoising ? "step" : "tile")} {p.Step}/{p.Steps} " +
+                                       $"{perStep:F2} s/{(p.Stage == PipelineStage.Denoising ? "step" : "tile")} RSS {rss:F0} MiB";
+                    if (memoryReport)
+                        reports.Add($"{p.Stage} image {p.Image + 1} {p.Step}/{p.Steps}: peak tracked {p.PeakBytes / 1048576.0:F1} MiB, RSS {rss:F0} MiB");
+                });
+                value = await run(reporter);
+            });
+        foreach (var line in reports) Console.WriteLine(line);
+        return value;
+    }
+
+    private sealed class InlineProgress(Action<PipelineProgress> report) : IProgress<PipelineProgress>
+    {
+        public void Report(PipelineProgress value) => report(value);
+    }
+}

@@ -1,0 +1,68 @@
+using System.Text.RegularExpressions;
+using OnnxStream.Tensors;
+
+namespace OnnxStream.StableDiffusion.Pipeline;
+
+/// <summary>A prompt's conditioning: per-token hidden states, and SDXL's pooled embedding.</summary>
+/// <param name="Hidden">77 × <paramref name="Width"/> values.</param>
+/// <param name="Width">Channels per token (768 for SD 1.5, 2048 for SDXL).</param>
+/// <param name="Pooled">SDXL's pooled text embedding (1280 values); null for SD 1.5.</param>
+public sealed record TextConditioning(float[] Hidden, int Width, float[]? Pooled);
+
+/// <summary>Runs CLIP text encoders the way each model reads them.</summary>
+internal static partial class TextEncoding
+{
+    /// <summary>
+    /// The hidden states of <paramref name="prompt"/> taken from output <paramref name="hiddenOutput"/> (and the pooled
+    /// output <paramref name="pooledOutput"/> when given), with emphasis weights applied: each token's state is
+    /// scaled by its weight, then all by the ratio of the means before and after, so emphasis shifts direction
+    /// and not overall magnitude.
+    /// </summary>
+    public static (float[] Hidden, int Width, float[]? Pooled) Encode(IComponentModel encoder, TokenizedPrompt prompt, string hiddenOutput,
+        string? pooledOutput, CancellationToken cancellationToken)
+    {
+        if (encoder.Inputs.Count != 1)
+            throw new ArgumentException($"A text encoder has one input (the token ids); this one has {encoder.Inputs.Count}.");
+        var input = encoder.Inputs[0];
+        var length = prompt.Ids.Length;
+        using var ids = input.ElementType == ElementType.Int32
+            ? Tensor.From<int>(prompt.Ids, [1, length], encoder.Allocator)
+            : Tensor.From<long>(prompt.Ids.Select(i => (long)i).ToArray(), [1, length], encoder.Allocator);
+        var outputs = pooledOutput is null ? new[] { hiddenOutput } : [hiddenOutput, pooledOutput];
+        using var result = encoder.Run(new Dictionary<string, Tensor> { [input.Name] = ids }, outputs, cancellationToken);
+        var hidden = result[hiddenOutput];
+        if (hidden.Shape is not [1, var tokens, var width] || tokens != length)
+            throw new InvalidOperationException($"The text encoder's '{hiddenOutput}' is [{string.Join(',', hidden.Shape)}]; expected [1,{length},channels].");
+        var values = hidden.Span<float>().ToArray();
+        if (prompt.Weights is { } weights)
+        {
+            var before = values.Average();
+            for (var t = 0; t < length; t++)
+                for (var c = 0; c < width; c++) values[t * width + c] *= weights[t];
+            var after = values.Average();
+            if (after != 0)
+                for (var i = 0; i < values.Length; i++) values[i] *= before / after;
+        }
+        return (values, width, pooledOutput is null ? null : result[pooledOutput].Span<float>().ToArray());
+    }
+
+    /// <summary>
+    /// The output holding the penultimate layer's hidden states, as SDXL reads both encoders: of the outputs named
+    /// <c>hidden_states.N</c>, the second-to-last when the export gives all layers (optimum), the only one otherwise.
+    /// </summary>
+    public static string PenultimateOutput(IComponentModel encoder, string path)
+    {
+        var layers = encoder.Outputs.Select(o => (Name: o, Match: HiddenStates().Match(o))).Where(o => o.Match.Success)
+            .OrderBy(o => int.Parse(o.Match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).Select(o => o.Name).ToList();
+        return layers.Count switch
+        {
+            0 => throw new ArgumentException($"{path}: the text encoder has no hidden_states.N output (its outputs: {string.Join(", ", encoder.Outputs)}); " +
+                                             "SDXL needs the penultimate layer's hidden states."),
+            1 => layers[0],
+            _ => layers[^2],
+        };
+    }
+
+    [GeneratedRegex(@"^hidden_states\.(\d+)$")]
+    private static partial Regex HiddenStates();
+}
