@@ -2,22 +2,12 @@ namespace OnnxStream.StableDiffusion.Sampling;
 
 /// <summary>DPM-Solver-2 style midpoint method (k-diffusion <c>sample_dpm_2</c>): an Euler half-step to the geometric
 /// midpoint σ_mid = exp(lerp(ln σ, ln σ_next, ½)), then the full step with the slope there; the last step is Euler.</summary>
-internal sealed class Dpm2Sampler(double[] sigmas, IGaussianNoise noise) : Sampler("dpm2", sigmas, noise)
+internal sealed class Dpm2Sampler(double[] sigmas, IGaussianNoise noise) : SecondOrderSampler("dpm2", sigmas, noise)
 {
-    private float[]? _x2, _denoised2;
-
-    private protected override void StepCore(int i, Span<float> x, Denoiser denoiser, float[] denoised)
+    private protected override void SecondOrderStep(
+        double sigma, double next, Span<float> x, Denoiser denoiser, float[] denoised, float[] x2, float[] denoised2)
     {
-        double sigma = Sigmas[i], next = Sigmas[i + 1];
-        denoiser(x, sigma, denoised);
-        if (next == 0)
-        {
-            EulerStep(x, denoised, sigma, next, x);
-            return;
-        }
         var mid = Math.Exp(Math.Log(sigma) + 0.5 * (Math.Log(next) - Math.Log(sigma)));
-        var x2 = Scratch(ref _x2, x.Length);
-        var denoised2 = Scratch(ref _denoised2, x.Length);
         EulerStep(x, denoised, sigma, mid, x2);
         denoiser(x2, mid, denoised2);
         var dt = next - sigma;

@@ -8,23 +8,12 @@ namespace OnnxStream.StableDiffusion.Sampling;
 /// stream, which has the same distribution (the two increments of a Brownian path over disjoint intervals are
 /// independent), not the same values.
 /// </summary>
-internal sealed class DpmPlusPlusSdeSampler(double[] sigmas, IGaussianNoise noise, double eta) : Sampler("dpmpp_sde", sigmas, noise)
+internal sealed class DpmPlusPlusSdeSampler(double[] sigmas, IGaussianNoise noise, double eta) : SecondOrderSampler("dpmpp_sde", sigmas, noise)
 {
-    private float[]? _x2, _denoised2;
-
-    private protected override void StepCore(int i, Span<float> x, Denoiser denoiser, float[] denoised)
+    private protected override void SecondOrderStep(
+        double sigma, double next, Span<float> x, Denoiser denoiser, float[] denoised, float[] x2, float[] denoised2)
     {
-        double sigma = Sigmas[i], next = Sigmas[i + 1];
-        denoiser(x, sigma, denoised);
-        if (next == 0)
-        {
-            EulerStep(x, denoised, sigma, next, x);
-            return;
-        }
         var mid = Math.Exp((Math.Log(sigma) + Math.Log(next)) / 2);
-        var x2 = Scratch(ref _x2, x.Length);
-        var denoised2 = Scratch(ref _denoised2, x.Length);
-
         var (down, up) = AncestralStep(sigma, mid, eta);
         EulerStep(x, denoised, sigma, down, x2);
         AddNoise(x2, up);

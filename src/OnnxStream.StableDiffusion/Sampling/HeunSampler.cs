@@ -2,21 +2,11 @@ namespace OnnxStream.StableDiffusion.Sampling;
 
 /// <summary>Heun's second-order method (k-diffusion <c>sample_heun</c>, Karras et al. 2022 algorithm 2 without churn):
 /// an Euler step to σ_next, then the average of the two slopes; the last step (to σ = 0) is plain Euler.</summary>
-internal sealed class HeunSampler(double[] sigmas, IGaussianNoise noise) : Sampler("heun", sigmas, noise)
+internal sealed class HeunSampler(double[] sigmas, IGaussianNoise noise) : SecondOrderSampler("heun", sigmas, noise)
 {
-    private float[]? _x2, _denoised2;
-
-    private protected override void StepCore(int i, Span<float> x, Denoiser denoiser, float[] denoised)
+    private protected override void SecondOrderStep(
+        double sigma, double next, Span<float> x, Denoiser denoiser, float[] denoised, float[] x2, float[] denoised2)
     {
-        double sigma = Sigmas[i], next = Sigmas[i + 1];
-        denoiser(x, sigma, denoised);
-        if (next == 0)
-        {
-            EulerStep(x, denoised, sigma, next, x);
-            return;
-        }
-        var x2 = Scratch(ref _x2, x.Length);
-        var denoised2 = Scratch(ref _denoised2, x.Length);
         EulerStep(x, denoised, sigma, next, x2);
         denoiser(x2, next, denoised2);
         var dt = next - sigma;

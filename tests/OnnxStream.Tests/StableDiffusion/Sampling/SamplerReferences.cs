@@ -181,7 +181,9 @@ internal static class SamplerReferences
     }
 
     /// <summary>ᾱ of SD's scaled-linear betas (0.00085..0.012, 1000 steps).</summary>
-    public static double[] AlphasCumprod()
+    public static readonly double[] Alphas = AlphasCumprod();
+
+    private static double[] AlphasCumprod()
     {
         var alphas = new double[1000];
         double product = 1;
@@ -194,119 +196,86 @@ internal static class SamplerReferences
     }
 
     /// <summary>diffusers DDIMScheduler.step (ε, no clipping), prev_t = t − 1000/n, final ᾱ = <paramref name="finalAlpha"/>.</summary>
-    public static List<double[]> Ddim(double[] xSigma, int[] timesteps, Model model, Func<double[]> noise, double eta, double finalAlpha)
-    {
-        var alphas = AlphasCumprod();
-        var trajectory = new List<double[]>();
-        var x = Scale(xSigma, Math.Sqrt(alphas[timesteps[0]]));
-        foreach (var t in timesteps)
+    public static List<double[]> Ddim(double[] xSigma, int[] timesteps, Model model, Func<double[]> noise, double eta, double finalAlpha) =>
+        InDiffusersLatent(xSigma, timesteps, (i, x) =>
         {
+            var t = timesteps[i];
             var prev = t - 1000 / timesteps.Length;
-            double alpha = alphas[t], alphaPrev = prev >= 0 ? alphas[prev] : finalAlpha;
-            var eps = Epsilon(model, x, alpha);
-            var x0 = Combine(1 / Math.Sqrt(alpha), x, -Math.Sqrt(1 - alpha) / Math.Sqrt(alpha), eps);
+            double alpha = Alphas[t], alphaPrev = prev >= 0 ? Alphas[prev] : finalAlpha;
+            var (eps, x0) = Predict(model, x, alpha);
             var variance = (1 - alphaPrev) / (1 - alpha) * (1 - alpha / alphaPrev);
             var std = eta * Math.Sqrt(variance);
             x = Combine(Math.Sqrt(alphaPrev), x0, Math.Sqrt(1 - alphaPrev - std * std), eps);
             if (eta > 0) x = Add(x, noise(), std);
-            trajectory.Add(Scale(x, 1 / Math.Sqrt(alphaPrev)));
-        }
-        return trajectory;
-    }
+            return (x, alphaPrev);
+        });
 
     /// <summary>diffusers DDPMScheduler.step (ε, fixed_small variance, no clipping), prev_t = the next timestep.</summary>
-    public static List<double[]> Ddpm(double[] xSigma, int[] timesteps, Model model, Func<double[]> noise)
-    {
-        var alphas = AlphasCumprod();
-        var trajectory = new List<double[]>();
-        var x = Scale(xSigma, Math.Sqrt(alphas[timesteps[0]]));
-        for (var i = 0; i < timesteps.Length; i++)
+    public static List<double[]> Ddpm(double[] xSigma, int[] timesteps, Model model, Func<double[]> noise) =>
+        InDiffusersLatent(xSigma, timesteps, (i, x) =>
         {
             var t = timesteps[i];
             var prev = i + 1 < timesteps.Length ? timesteps[i + 1] : -1;
-            double alpha = alphas[t], alphaPrev = prev >= 0 ? alphas[prev] : 1;
+            double alpha = Alphas[t], alphaPrev = prev >= 0 ? Alphas[prev] : 1;
             double currentAlpha = alpha / alphaPrev, currentBeta = 1 - currentAlpha;
-            var eps = Epsilon(model, x, alpha);
-            var x0 = Combine(1 / Math.Sqrt(alpha), x, -Math.Sqrt(1 - alpha) / Math.Sqrt(alpha), eps);
+            var (_, x0) = Predict(model, x, alpha);
             x = Combine(Math.Sqrt(alphaPrev) * currentBeta / (1 - alpha), x0, Math.Sqrt(currentAlpha) * (1 - alphaPrev) / (1 - alpha), x);
-            if (t > 0)
-            {
-                var variance = Math.Max((1 - alphaPrev) / (1 - alpha) * currentBeta, 1e-20);
-                x = Add(x, noise(), Math.Sqrt(variance));
-            }
-            trajectory.Add(Scale(x, 1 / Math.Sqrt(alphaPrev)));
-        }
-        return trajectory;
-    }
+            if (t > 0) x = Add(x, noise(), Math.Sqrt(Math.Max((1 - alphaPrev) / (1 - alpha) * currentBeta, 1e-20)));
+            return (x, alphaPrev);
+        });
 
     /// <summary>diffusers LCMScheduler.step (ε, boundary condition with σ_data 0.5 and timestep scaling 10).</summary>
-    public static List<double[]> Lcm(double[] xSigma, int[] timesteps, Model model, Func<double[]> noise)
-    {
-        var alphas = AlphasCumprod();
-        var trajectory = new List<double[]>();
-        var x = Scale(xSigma, Math.Sqrt(alphas[timesteps[0]]));
-        for (var i = 0; i < timesteps.Length; i++)
+    public static List<double[]> Lcm(double[] xSigma, int[] timesteps, Model model, Func<double[]> noise) =>
+        InDiffusersLatent(xSigma, timesteps, (i, x) =>
         {
             var t = timesteps[i];
-            var last = i == timesteps.Length - 1;
-            double alpha = alphas[t], alphaPrev = alphas[last ? t : timesteps[i + 1]];
             var scaled = t * 10.0;
             var cSkip = 0.25 / (scaled * scaled + 0.25);
             var cOut = scaled / Math.Sqrt(scaled * scaled + 0.25);
-            var eps = Epsilon(model, x, alpha);
-            var x0 = Combine(1 / Math.Sqrt(alpha), x, -Math.Sqrt(1 - alpha) / Math.Sqrt(alpha), eps);
+            var (_, x0) = Predict(model, x, Alphas[t]);
             var denoised = Combine(cOut, x0, cSkip, x);
-            if (last)
-            {
-                x = denoised;
-                trajectory.Add(x);
-            }
-            else
-            {
-                x = Combine(Math.Sqrt(alphaPrev), denoised, Math.Sqrt(1 - alphaPrev), noise());
-                trajectory.Add(Scale(x, 1 / Math.Sqrt(alphaPrev)));
-            }
-        }
-        return trajectory;
-    }
+            if (i == timesteps.Length - 1) return (denoised, 1); // the last step returns the prediction itself
+            var alphaPrev = Alphas[timesteps[i + 1]];
+            return (Combine(Math.Sqrt(alphaPrev), denoised, Math.Sqrt(1 - alphaPrev), noise()), alphaPrev);
+        });
 
     /// <summary>diffusers TCDScheduler.step (ε) with γ = <paramref name="gamma"/> (its <c>eta</c>).</summary>
-    public static List<double[]> Tcd(double[] xSigma, int[] timesteps, Model model, Func<double[]> noise, double gamma)
-    {
-        var alphas = AlphasCumprod();
-        var trajectory = new List<double[]>();
-        var x = Scale(xSigma, Math.Sqrt(alphas[timesteps[0]]));
-        for (var i = 0; i < timesteps.Length; i++)
+    public static List<double[]> Tcd(double[] xSigma, int[] timesteps, Model model, Func<double[]> noise, double gamma) =>
+        InDiffusersLatent(xSigma, timesteps, (i, x) =>
         {
-            var t = timesteps[i];
             var last = i == timesteps.Length - 1;
             var prev = last ? 0 : timesteps[i + 1];
             var s = (int)MathF.Floor((float)(1 - gamma) * prev); // torch: float32 scalar × long tensor
-            double alpha = alphas[t], alphaPrev = alphas[prev], alphaS = alphas[s];
-            var eps = Epsilon(model, x, alpha);
-            var x0 = Combine(1 / Math.Sqrt(alpha), x, -Math.Sqrt(1 - alpha) / Math.Sqrt(alpha), eps);
+            double alphaPrev = Alphas[prev], alphaS = Alphas[s];
+            var (eps, x0) = Predict(model, x, Alphas[timesteps[i]]);
             var noised = Combine(Math.Sqrt(alphaS), x0, Math.Sqrt(1 - alphaS), eps);
-            if (gamma > 0 && !last)
-            {
-                x = Combine(Math.Sqrt(alphaPrev / alphaS), noised, Math.Sqrt(1 - alphaPrev / alphaS), noise());
-                trajectory.Add(Scale(x, 1 / Math.Sqrt(alphaPrev)));
-            }
-            else
-            {
-                x = noised;
-                trajectory.Add(Scale(x, 1 / Math.Sqrt(alphaS)));
-            }
+            if (gamma == 0 || last) return (noised, alphaS);
+            return (Combine(Math.Sqrt(alphaPrev / alphaS), noised, Math.Sqrt(1 - alphaPrev / alphaS), noise()), alphaPrev);
+        });
+
+    /// <summary>Runs a diffusers scheduler over its timesteps in its own latent xₜ = x·√ᾱ (starting from σ-form
+    /// <paramref name="xSigma"/> at the first timestep); each step returns the next xₜ and the ᾱ it is at, and the
+    /// trajectory records xₜ/√ᾱ.</summary>
+    private static List<double[]> InDiffusersLatent(double[] xSigma, int[] timesteps, Func<int, double[], (double[] X, double Alpha)> step)
+    {
+        var trajectory = new List<double[]>();
+        var x = Scale(xSigma, Math.Sqrt(Alphas[timesteps[0]]));
+        for (var i = 0; i < timesteps.Length; i++)
+        {
+            (x, var alpha) = step(i, x);
+            trajectory.Add(Scale(x, 1 / Math.Sqrt(alpha)));
         }
         return trajectory;
     }
 
     /// <summary>The ε an ε-prediction UNet gives for diffusers latent xₜ when the model's x₀ guess is <paramref name="model"/>
-    /// at σ = √((1 − ᾱ)/ᾱ): xₜ/√ᾱ = x₀ + σ·ε.</summary>
-    private static double[] Epsilon(Model model, double[] xT, double alpha)
+    /// at σ = √((1 − ᾱ)/ᾱ) (xₜ/√ᾱ = x₀ + σ·ε), and the scheduler's pred_original_sample (xₜ − √(1 − ᾱ)·ε)/√ᾱ.</summary>
+    private static (double[] Epsilon, double[] X0) Predict(Model model, double[] xT, double alpha)
     {
         var sigma = Math.Sqrt((1 - alpha) / alpha);
         var xSigma = Scale(xT, 1 / Math.Sqrt(alpha));
-        return ToD(xSigma, sigma, model(xSigma, sigma));
+        var eps = ToD(xSigma, sigma, model(xSigma, sigma));
+        return (eps, Combine(1 / Math.Sqrt(alpha), xT, -Math.Sqrt(1 - alpha) / Math.Sqrt(alpha), eps));
     }
 
     private static (double Down, double Up) AncestralStep(double from, double to, double eta)

@@ -121,7 +121,7 @@ internal sealed class SamplerTests
     {
         var sampler = Sampler.Create(new SamplerOptions { Name = "ddim", Steps = 4, Eta = eta }, Sd, new FixedNoise());
         var noise = new FixedNoise();
-        var alphas = SamplerReferences.AlphasCumprod();
+        var alphas = SamplerReferences.Alphas;
 
         // Leading spacing, ratio 250, offset 1; SD's set_alpha_to_one = false ends at ᾱ₀.
         var expected = SamplerReferences.Ddim(Start, [751, 501, 251, 1], ToyModel, () => noise.Next(Start.Length), eta, finalAlpha: alphas[0]);
