@@ -43,9 +43,13 @@ internal static class SdCommand
         var previewSteps = new Option<bool>("--preview-steps") { Description = "Write a preview after each step (not available in this build)." };
         var decodeSteps = new Option<bool>("--decode-steps") { Description = "Decode the latent after each step (not available in this build)." };
         var embed = new Option<bool>("--embed-parameters") { Description = "Write the generation parameters into the PNG (tEXt chunk 'parameters')." };
-        var sampler = new Option<string>("--sampler") { Description = "The sampler.", DefaultValueFactory = _ => "euler_a" };
+        var sampler = new Option<string>("--sampler")
+        {
+            Description = $"The sampler: {string.Join(", ", StableDiffusionPipeline.SamplerNames)}.",
+            DefaultValueFactory = _ => "euler_a",
+        };
         var cfg = new Option<float?>("--cfg") { Description = "Classifier-free guidance scale (default 7; Turbo 0 = no unconditional pass)." };
-        var karras = new Option<bool>("--karras") { Description = "Karras sigma spacing." };
+        var karras = new Option<bool>("--karras") { Description = "Karras sigma spacing (k-diffusion samplers: not ddim, ddpm, lcm, tcd)." };
         var memoryReport = new Option<bool>("--memory-report") { Description = "Print the peak tracked bytes of each step and the peak RSS." };
         var batch = new Option<bool>("--batch-cfg") { Description = "Run both guidance passes as one batch of two (UNets exported with a dynamic batch)." };
 

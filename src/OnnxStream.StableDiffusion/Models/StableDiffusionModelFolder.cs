@@ -64,6 +64,12 @@ public sealed class StableDiffusionModelFolder
     /// <summary>The tokenizer folder of the second text encoder (SDXL; the same files as the first in the original's layout).</summary>
     public string? Tokenizer2 { get; private init; }
 
+    /// <summary>diffusers' <c>scheduler/scheduler_config.json</c> (the model's training noise schedule), when the folder has
+    /// one; otherwise Stable Diffusion's defaults apply.</summary>
+    public string? SchedulerConfig => File.Exists(Path.Combine(Root, "scheduler", "scheduler_config.json"))
+        ? Path.Combine(Root, "scheduler", "scheduler_config.json")
+        : null;
+
     /// <summary>The latent scaling factor of the VAE (0.18215 for SD 1.5, 0.13025 for SDXL).</summary>
     public float LatentScale => IsXL ? 0.13025f : 0.18215f;
 

@@ -1,16 +1,18 @@
+using OnnxStream.StableDiffusion.Sampling;
 using OnnxStream.Tensors;
 
 namespace OnnxStream.StableDiffusion.Pipeline;
 
 /// <summary>
-/// The UNet as a k-diffusion denoiser with classifier-free guidance: D(x, σ) = x − σ·ε, where
-/// ε = ε_uncond + s·(ε_cond − ε_uncond) from the UNet run on x·c_in, c_in = 1/√(σ²+1), at the timestep of σ.
-/// The two passes run one after the other, or as one batch of two.
+/// The UNet as the samplers' <see cref="Denoiser"/>, with classifier-free guidance: the UNet runs on x·c_in,
+/// c_in = 1/√(σ²+1), at the timestep of σ; its outputs are guided, out = out_uncond + s·(out_cond − out_uncond),
+/// and turned into the x₀ prediction by the schedule (x − σ·ε for ε-prediction). The two passes run one after the
+/// other, or as one batch of two.
 /// </summary>
 internal sealed class GuidedUNet : IDisposable
 {
     private readonly IComponentModel _model;
-    private readonly DiscreteNoiseSchedule _schedule;
+    private readonly NoiseSchedule _schedule;
     private readonly TextConditioning _cond;
     private readonly TextConditioning? _uncond;
     private readonly float _scale;
@@ -27,7 +29,7 @@ internal sealed class GuidedUNet : IDisposable
     /// </summary>
     /// <param name="backend">Runs it.</param>
     /// <param name="path">The UNet.</param>
-    /// <param name="schedule">σ → timestep.</param>
+    /// <param name="schedule">σ → timestep, and the model output → x₀.</param>
     /// <param name="cond">The prompt's conditioning.</param>
     /// <param name="uncond">The negative prompt's; null runs no unconditional pass.</param>
     /// <param name="scale">The guidance scale.</param>
@@ -36,7 +38,7 @@ internal sealed class GuidedUNet : IDisposable
     /// <param name="latentWidth">Latent columns.</param>
     /// <param name="fallbackLatentSize">The latent side when neither the caller nor the UNet says.</param>
     /// <param name="timeIds">Makes SDXL's time ids (original size, crop origin, target size) from the image height and width; null for SD 1.5.</param>
-    public GuidedUNet(IInferenceBackend backend, string path, DiscreteNoiseSchedule schedule, TextConditioning cond, TextConditioning? uncond,
+    public GuidedUNet(IInferenceBackend backend, string path, NoiseSchedule schedule, TextConditioning cond, TextConditioning? uncond,
         float scale, bool batched, int? latentHeight, int? latentWidth, int fallbackLatentSize, Func<int, int, float[]>? timeIds)
     {
         _schedule = schedule;
@@ -110,35 +112,35 @@ internal sealed class GuidedUNet : IDisposable
     }
 
     /// <summary>D(x, σ): see the class summary.</summary>
-    public void Denoise(ReadOnlySpan<float> latent, float sigma, Span<float> denoised, CancellationToken cancellationToken)
+    public void Denoise(ReadOnlySpan<float> latent, double sigma, Span<float> denoised, CancellationToken cancellationToken)
     {
-        var cIn = 1 / MathF.Sqrt(sigma * sigma + 1);
-        var timestep = _schedule.Timestep(sigma);
-        var eps = new float[latent.Length];
-        if (_uncond is null) Predict(latent, cIn, timestep, [_cond], eps, cancellationToken);
+        var cIn = (float)NoiseSchedule.InputScale(sigma);
+        var timestep = (float)_schedule.SigmaToTimestep(sigma);
+        var output = new float[latent.Length];
+        if (_uncond is null) Predict(latent, cIn, timestep, [_cond], output, cancellationToken);
         else if (_batched)
         {
             var both = new float[2 * latent.Length];
             Predict(latent, cIn, timestep, [_uncond, _cond], both, cancellationToken);
-            Guide(both.AsSpan(0, latent.Length), both.AsSpan(latent.Length), eps);
+            Guide(both.AsSpan(0, latent.Length), both.AsSpan(latent.Length), output);
         }
         else
         {
             var uncond = new float[latent.Length];
             Predict(latent, cIn, timestep, [_uncond], uncond, cancellationToken);
-            Predict(latent, cIn, timestep, [_cond], eps, cancellationToken);
-            Guide(uncond, eps, eps);
+            Predict(latent, cIn, timestep, [_cond], output, cancellationToken);
+            Guide(uncond, output, output);
         }
-        for (var i = 0; i < latent.Length; i++) denoised[i] = latent[i] - sigma * eps[i];
+        _schedule.ToDenoised(latent, output, sigma, denoised);
     }
 
-    private void Guide(ReadOnlySpan<float> uncond, ReadOnlySpan<float> cond, Span<float> eps)
+    private void Guide(ReadOnlySpan<float> uncond, ReadOnlySpan<float> cond, Span<float> guided)
     {
-        for (var i = 0; i < eps.Length; i++) eps[i] = uncond[i] + _scale * (cond[i] - uncond[i]);
+        for (var i = 0; i < guided.Length; i++) guided[i] = uncond[i] + _scale * (cond[i] - uncond[i]);
     }
 
-    /// <summary>ε for each conditioning in <paramref name="conditions"/> (one batch), into <paramref name="eps"/>.</summary>
-    private void Predict(ReadOnlySpan<float> latent, float cIn, float timestep, TextConditioning[] conditions, Span<float> eps, CancellationToken cancellationToken)
+    /// <summary>The UNet output (ε or v) for each conditioning in <paramref name="conditions"/> (one batch), into <paramref name="result"/>.</summary>
+    private void Predict(ReadOnlySpan<float> latent, float cIn, float timestep, TextConditioning[] conditions, Span<float> result, CancellationToken cancellationToken)
     {
         var batch = conditions.Length;
         var allocator = _model.Allocator;
@@ -164,9 +166,9 @@ internal sealed class GuidedUNet : IDisposable
             }
             using var outputs = _model.Run(inputs, [_output], cancellationToken);
             var output = outputs[_output];
-            if (output.ElementCount != eps.Length)
+            if (output.ElementCount != result.Length)
                 throw new InvalidOperationException($"The UNet returned [{string.Join(',', output.Shape)}] for a [{batch},{string.Join(',', _latentShape[1..])}] sample.");
-            output.Span<float>().CopyTo(eps);
+            output.Span<float>().CopyTo(result);
             LastPeakBytes = outputs.PeakBytes;
         }
         finally

@@ -50,10 +50,10 @@ public sealed class StableDiffusionOptions
     /// <summary>The model in <see cref="ModelsPath"/> (default: detected from the folder).</summary>
     public ModelKind Model { get; set; } = ModelKind.Auto;
 
-    /// <summary>What to draw; supports emphasis when the tokenizer does.</summary>
+    /// <summary>What to draw; <c>(word)</c>, <c>[word]</c> and <c>(word:1.3)</c> weight words (see <see cref="Tokenization.PromptEmphasis"/>).</summary>
     public string Prompt { get; set; } = "";
 
-    /// <summary>What to steer away from (the unconditional pass's prompt).</summary>
+    /// <summary>What to steer away from (the unconditional pass's prompt); emphasis as in <see cref="Prompt"/>.</summary>
     public string NegativePrompt { get; set; } = "";
 
     /// <summary>Denoising steps (default 10, as the original; Turbo: 1 to 4).</summary>
@@ -74,10 +74,15 @@ public sealed class StableDiffusionOptions
     /// </summary>
     public bool BatchGuidance { get; set; }
 
-    /// <summary>The sampler's name (default Euler ancestral, as the original).</summary>
+    /// <summary>
+    /// The sampler, one of <see cref="StableDiffusionPipeline.SamplerNames"/> (default euler_a, Euler ancestral, as the original):
+    /// euler, euler_a, heun, dpm2, dpmpp_2m, dpmpp_2s_a, dpmpp_sde, lms, ddim, ddpm, lcm, tcd, or the original app's
+    /// dpm++2m, dpm++2s, dpm++2s_a, ddim_a, ddpm_a, tcd_a.
+    /// </summary>
     public string Sampler { get; set; } = "euler_a";
 
-    /// <summary>Karras sigma spacing instead of the model's own (log-linear in its timesteps).</summary>
+    /// <summary>Karras sigma spacing instead of the model's own (log-linear in its timesteps); for the k-diffusion samplers
+    /// only (not ddim, ddpm, lcm, tcd).</summary>
     public bool KarrasSigmas { get; set; }
 
     /// <summary>Image width in pixels, a multiple of 8 (64 for most UNets); null: the model's native size.</summary>

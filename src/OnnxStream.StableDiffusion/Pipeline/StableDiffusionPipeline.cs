@@ -3,6 +3,8 @@ using Microsoft.Extensions.Options;
 using OnnxStream.StableDiffusion.Decoding;
 using OnnxStream.StableDiffusion.Imaging;
 using OnnxStream.StableDiffusion.Models;
+using OnnxStream.StableDiffusion.Sampling;
+using OnnxStream.StableDiffusion.Tokenization;
 
 namespace OnnxStream.StableDiffusion.Pipeline;
 
@@ -13,31 +15,50 @@ namespace OnnxStream.StableDiffusion.Pipeline;
 /// </summary>
 public sealed class StableDiffusionPipeline
 {
+    /// <summary>The original app's sampler names that are not this library's own, and the sampler and η each runs.</summary>
+    private static readonly Dictionary<string, (string Sampler, double? Eta)> OriginalSamplerNames = new()
+    {
+        ["dpm++2m"] = ("dpmpp_2m", null),
+        ["dpm++2s_a"] = ("dpmpp_2s_a", null),
+        ["dpm++2s"] = ("dpmpp_2s_a", 0), // DPM++ 2S is the ancestral sampler without its noise
+        ["ddim_a"] = ("ddim", 1),
+        ["ddpm_a"] = ("ddpm", null),
+        ["tcd_a"] = ("tcd", 1),
+    };
+
+    /// <summary>The original app's samplers this library does not have.</summary>
+    private static readonly string[] MissingOriginalSamplers = ["dpm++2mv2", "dpm++3msde", "dpm++3msde_a", "ipndm", "ipndm_v", "ipndm_vo", "taylor3"];
+
     private readonly StableDiffusionOptions _options;
     private readonly IInferenceBackend _backend;
-    private readonly Func<string, ITextTokenizer> _tokenizer;
-    private readonly Func<string, IDiffusionSampler> _sampler;
+    private readonly NoiseSchedule _schedule;
+    private readonly (string Name, double? Eta) _sampler;
 
     /// <summary>A pipeline over the models of <see cref="StableDiffusionOptions.ModelsPath"/>.</summary>
     /// <param name="options">What to make and how.</param>
     /// <param name="backend">Runs the models (default: OnnxStream with the options' memory profile and threads).</param>
-    /// <param name="tokenizer">Makes the tokenizer of a tokenizer folder (default: <see cref="InterimClipTokenizer"/>).</param>
-    /// <param name="sampler">Makes a sampler by name for each image (default: Euler ancestral, <see cref="InterimEulerAncestralSampler"/>).</param>
     /// <exception cref="FileNotFoundException">A model is missing from the folder; the message names the path expected.</exception>
-    public StableDiffusionPipeline(StableDiffusionOptions options, IInferenceBackend? backend = null,
-        Func<string, ITextTokenizer>? tokenizer = null, Func<string, IDiffusionSampler>? sampler = null)
+    /// <exception cref="ArgumentException">An option is invalid, e.g. an unknown sampler (the message lists the valid ones).</exception>
+    public StableDiffusionPipeline(StableDiffusionOptions options, IInferenceBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         Validate(options);
+        _sampler = ResolveSampler(options.Sampler);
         _backend = backend ?? OnnxStreamBackend.ForProfile(options.MemoryProfile, options.Threads);
-        _tokenizer = tokenizer ?? (folder => new InterimClipTokenizer(folder));
-        _sampler = sampler ?? DefaultSampler;
         Folder = StableDiffusionModelFolder.Open(options.ModelsPath, options.Model, options.Layout);
         foreach (var side in new[] { options.Width, options.Height })
             if (side is { } pixels && (pixels % 8 != 0 || pixels < 8))
                 throw new ArgumentException($"The image size {options.Width}×{options.Height} must be a positive multiple of 8 on both sides.");
+        _schedule = new NoiseSchedule(Folder.SchedulerConfig is { } config ? NoiseScheduleOptions.FromDiffusersConfig(config) : null);
+        CreateSampler(options.Seed); // refuses what the sampler cannot do (Karras for ddim, too many lcm steps) before any model runs
     }
+
+    /// <summary>
+    /// The sampler names <see cref="StableDiffusionOptions.Sampler"/> takes: this library's (<see cref="Sampler.Names"/>)
+    /// and the original app's that map onto them (dpm++2m, dpm++2s, dpm++2s_a, ddim_a, ddpm_a, tcd_a).
+    /// </summary>
+    public static IReadOnlyList<string> SamplerNames { get; } = [.. Sampler.Names, .. OriginalSamplerNames.Keys];
 
     /// <summary>A pipeline bound from <see cref="IOptions{TOptions}"/>.</summary>
     public StableDiffusionPipeline(IOptions<StableDiffusionOptions> options) : this(options.Value)
@@ -79,28 +100,25 @@ public sealed class StableDiffusionPipeline
         var cond = EncodeText(_options.Prompt, cancellationToken);
         var uncond = guided ? EncodeText(_options.NegativePrompt, cancellationToken) : null;
 
-        var schedule = new DiscreteNoiseSchedule();
-        var sigmas = schedule.Sigmas(_options.Steps, _options.KarrasSigmas);
         Func<int, int, float[]>? timeIds = Folder.IsXL ? (height, width) => [height, width, 0, 0, height, width] : null;
         var latents = new List<(float[] Latent, long Seed)>();
         int latentHeight, latentWidth;
-        using (var unet = new GuidedUNet(_backend, Folder.UNet, schedule, cond, uncond, GuidanceScale, _options.BatchGuidance,
+        using (var unet = new GuidedUNet(_backend, Folder.UNet, _schedule, cond, uncond, GuidanceScale, _options.BatchGuidance,
                    _options.Height / 8, _options.Width / 8, Folder.NativeSize / 8, timeIds))
         {
             (latentHeight, latentWidth) = (unet.LatentShape[2], unet.LatentShape[3]);
+            Denoiser denoiser = (x, sigma, denoised) => unet.Denoise(x, sigma, denoised, cancellationToken);
             for (var image = 0; image < images; image++)
             {
                 var seed = _options.Seed + image;
-                var noise = new GaussianNoise(seed);
+                var sampler = CreateSampler(seed);
                 var latent = new float[4 * latentHeight * latentWidth];
-                noise.Fill(latent);
-                for (var i = 0; i < latent.Length; i++) latent[i] *= sigmas[0];
-                var sampler = _sampler(_options.Sampler);
-                for (var step = 0; step < _options.Steps; step++)
+                sampler.InitializeLatent(latent);
+                while (sampler.StepIndex < sampler.StepCount)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    sampler.Step(step, sigmas, latent, (x, sigma, denoised) => unet.Denoise(x, sigma, denoised, cancellationToken), noise);
-                    progress?.Report(new PipelineProgress(PipelineStage.Denoising, image, images, step + 1, _options.Steps, clock.Elapsed, unet.LastPeakBytes));
+                    sampler.Step(latent, denoiser);
+                    progress?.Report(new PipelineProgress(PipelineStage.Denoising, image, images, sampler.StepIndex, sampler.StepCount, clock.Elapsed, unet.LastPeakBytes));
                 }
                 latents.Add((latent, seed));
             }
@@ -128,31 +146,47 @@ public sealed class StableDiffusionPipeline
             tiled ? _options.DecoderTileSize : null, tileProgress, cancellationToken);
     }
 
-    private TextConditioning EncodeText(string prompt, CancellationToken cancellationToken)
+    /// <summary>The sampler of one image: its noise stream starts from <paramref name="seed"/>.</summary>
+    private Sampler CreateSampler(long seed) =>
+        Sampler.Create(new SamplerOptions { Name = _sampler.Name, Steps = _options.Steps, Karras = _options.KarrasSigmas, Seed = seed, Eta = _sampler.Eta }, _schedule);
+
+    /// <summary>This library's sampler (and η, null for its default) for one of <see cref="SamplerNames"/>.</summary>
+    private static (string Name, double? Eta) ResolveSampler(string name)
+    {
+        var key = name.Trim().ToLowerInvariant();
+        if (Sampler.Names.Contains(key)) return (key, null);
+        if (OriginalSamplerNames.TryGetValue(key, out var mapped)) return mapped;
+        var missing = MissingOriginalSamplers.Contains(key) ? " is one of the original app's samplers that this build does not have" : " is not a sampler";
+        throw new ArgumentException($"'{name}'{missing}; the samplers are {string.Join(", ", SamplerNames)}.");
+    }
+
+    /// <summary>The tokenizer(s) and text encoder(s) on <paramref name="prompt"/>, emphasis applied.</summary>
+    internal TextConditioning EncodeText(string prompt, CancellationToken cancellationToken)
     {
         if (!Folder.IsXL)
         {
+            var tokens = ClipTokenizer.FromFolder(Folder.Tokenizer).TokenizeWeighted(prompt);
             using var encoder = _backend.Open(Folder.TextEncoder, ComponentRole.TextEncoder);
-            var (hidden, width, _) = TextEncoding.Encode(encoder, _tokenizer(Folder.Tokenizer).Encode(prompt), "last_hidden_state", null, cancellationToken);
+            var (hidden, width, _) = TextEncoding.Encode(encoder, tokens, "last_hidden_state", null, cancellationToken);
             return new TextConditioning(hidden, width, null);
         }
         float[] first, second, pooled;
         int firstWidth, secondWidth;
         using (var encoder = _backend.Open(Folder.TextEncoder, ComponentRole.TextEncoder))
-            (first, firstWidth, _) = TextEncoding.Encode(encoder, _tokenizer(Folder.Tokenizer).Encode(prompt),
+            (first, firstWidth, _) = TextEncoding.Encode(encoder, ClipTokenizer.FromFolder(Folder.Tokenizer).TokenizeWeighted(prompt),
                 TextEncoding.PenultimateOutput(encoder, Folder.TextEncoder), null, cancellationToken);
         using (var encoder = _backend.Open(Folder.TextEncoder2!, ComponentRole.TextEncoder))
         {
             var pooledName = encoder.Outputs.Contains("text_embeds") ? "text_embeds"
                 : throw new ArgumentException($"{Folder.TextEncoder2}: the second text encoder has no text_embeds output (its outputs: {string.Join(", ", encoder.Outputs)}).");
-            (second, secondWidth, var pooledValues) = TextEncoding.Encode(encoder, _tokenizer(Folder.Tokenizer2!).Encode(prompt),
+            (second, secondWidth, var pooledValues) = TextEncoding.Encode(encoder, SecondTokenizer().TokenizeWeighted(prompt),
                 TextEncoding.PenultimateOutput(encoder, Folder.TextEncoder2!), pooledName, cancellationToken);
             pooled = pooledValues!;
         }
         // Per token: encoder 1's channels, then encoder 2's (77 × 2048 for SDXL).
-        var tokens = first.Length / firstWidth;
-        var joined = new float[tokens * (firstWidth + secondWidth)];
-        for (var t = 0; t < tokens; t++)
+        var tokenCount = first.Length / firstWidth;
+        var joined = new float[tokenCount * (firstWidth + secondWidth)];
+        for (var t = 0; t < tokenCount; t++)
         {
             first.AsSpan(t * firstWidth, firstWidth).CopyTo(joined.AsSpan(t * (firstWidth + secondWidth)));
             second.AsSpan(t * secondWidth, secondWidth).CopyTo(joined.AsSpan(t * (firstWidth + secondWidth) + firstWidth));
@@ -160,11 +194,17 @@ public sealed class StableDiffusionPipeline
         return new TextConditioning(joined, firstWidth + secondWidth, pooled);
     }
 
-    private static IDiffusionSampler DefaultSampler(string name) => name.ToLowerInvariant() switch
+    /// <summary>
+    /// SDXL's second tokenizer (OpenCLIP bigG's), which pads with <c>!</c> rather than the end token: its folder's
+    /// special_tokens_map.json says so when it has its own folder with one; otherwise (the original's shared
+    /// <c>sdxl_tokenizer/</c>) the pad token is set here.
+    /// </summary>
+    private ClipTokenizer SecondTokenizer()
     {
-        "euler_a" or "euler_ancestral" or "euler a" => new InterimEulerAncestralSampler(),
-        _ => throw new ArgumentException($"Unknown sampler '{name}' (this build has: euler_a)."),
-    };
+        var folder = Folder.Tokenizer2!;
+        var ownMap = folder != Folder.Tokenizer && File.Exists(Path.Combine(folder, "special_tokens_map.json"));
+        return ClipTokenizer.FromFolder(folder, new ClipTokenizerOptions { PadToken = ownMap ? null : "!" });
+    }
 
     private static void Validate(StableDiffusionOptions options)
     {

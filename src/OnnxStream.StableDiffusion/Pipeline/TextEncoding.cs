@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using OnnxStream.StableDiffusion.Tokenization;
 using OnnxStream.Tensors;
 
 namespace OnnxStream.StableDiffusion.Pipeline;
@@ -14,9 +15,8 @@ internal static partial class TextEncoding
 {
     /// <summary>
     /// The hidden states of <paramref name="prompt"/> taken from output <paramref name="hiddenOutput"/> (and the pooled
-    /// output <paramref name="pooledOutput"/> when given), with emphasis weights applied: each token's state is
-    /// scaled by its weight, then all by the ratio of the means before and after, so emphasis shifts direction
-    /// and not overall magnitude.
+    /// output <paramref name="pooledOutput"/> when given), with the prompt's emphasis weights applied to the hidden
+    /// states (<see cref="PromptEmphasis.Apply"/>; the pooled output is not weighted, as in webui).
     /// </summary>
     public static (float[] Hidden, int Width, float[]? Pooled) Encode(IComponentModel encoder, TokenizedPrompt prompt, string hiddenOutput,
         string? pooledOutput, CancellationToken cancellationToken)
@@ -34,15 +34,7 @@ internal static partial class TextEncoding
         if (hidden.Shape is not [1, var tokens, var width] || tokens != length)
             throw new InvalidOperationException($"The text encoder's '{hiddenOutput}' is [{string.Join(',', hidden.Shape)}]; expected [1,{length},channels].");
         var values = hidden.Span<float>().ToArray();
-        if (prompt.Weights is { } weights)
-        {
-            var before = values.Average();
-            for (var t = 0; t < length; t++)
-                for (var c = 0; c < width; c++) values[t * width + c] *= weights[t];
-            var after = values.Average();
-            if (after != 0)
-                for (var i = 0; i < values.Length; i++) values[i] *= before / after;
-        }
+        PromptEmphasis.Apply(values, prompt.Weights);
         return (values, width, pooledOutput is null ? null : result[pooledOutput].Span<float>().ToArray());
     }
 

@@ -44,6 +44,13 @@ internal sealed class SdCommandTests
         Assert.That(output, Does.Contain("error: The models folder /nonexistent/models does not exist."));
     }
 
+    [Test]
+    public void An_unknown_sampler_is_a_clear_error_listing_the_samplers()
+    {
+        var output = RunCli("sd", "--models-path", "/nonexistent/models", "--sampler", "taylor3");
+        Assert.That(output, Does.Contain("error: 'taylor3' is one of the original app's samplers that this build does not have; the samplers are euler, euler_a,"));
+    }
+
     /// <summary>Runs the CLI built beside the tests (same configuration) and returns its output; fails on a non-zero exit unless it printed an error.</summary>
     private static string RunCli(params string[] arguments)
     {
