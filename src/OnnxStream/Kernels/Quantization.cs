@@ -14,5 +14,25 @@ public readonly record struct Quantization(float Scale, byte ZeroPoint)
     /// <summary>The real value of <paramref name="q"/>.</summary>
     public float Dequantize(byte q) => (q - ZeroPoint) * Scale;
 
+    /// <summary>
+    /// The original OnnxStream's encoding of the range [<paramref name="min"/>, <paramref name="max"/>] (weights and
+    /// activations alike): the range widened to include 0, scale = (max - min) / 255, zero point = trunc(|min| / scale),
+    /// at most 255. Null when the widened range is empty or not finite (nothing to encode).
+    /// </summary>
+    public static Quantization? FromRange(float min, float max) =>
+        TryEncodeRange(min, max, out var scale, out var zeroPoint) ? new Quantization((float)scale, (byte)zeroPoint) : null;
+
+    /// <summary><see cref="FromRange"/> in doubles (the converter writes the scale as Python prints the double).</summary>
+    internal static bool TryEncodeRange(double min, double max, out double scale, out int zeroPoint)
+    {
+        if (min > 0 && max > 0) min = 0;
+        else if (min < 0 && max < 0) max = 0;
+        scale = (max - min) / 255.0;
+        zeroPoint = 0;
+        if (!(max > min) || !double.IsFinite(scale) || scale == 0) return false;
+        zeroPoint = (int)Math.Min((long)(Math.Abs(min) / scale), 255);
+        return true;
+    }
+
     internal OsnQuantization ToNative() => new() { Scale = Scale, ZeroPoint = ZeroPoint };
 }
