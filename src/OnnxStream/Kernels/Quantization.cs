@@ -8,6 +8,9 @@ public readonly record struct Quantization(float Scale, byte ZeroPoint)
     /// <summary>The encoding of a quantized softmax's output, fixed by XNNPACK: scale 1/256, zero point 0.</summary>
     public static Quantization SoftmaxOutput { get; } = new(1f / 256, 0);
 
+    /// <summary>The encoding of a quantized sigmoid's output, fixed by XNNPACK as softmax's is: scale 1/256, zero point 0.</summary>
+    public static Quantization SigmoidOutput => SoftmaxOutput;
+
     /// <summary>Quantizes one value (round to nearest even, saturating).</summary>
     public byte Quantize(float value) => (byte)Math.Clamp(MathF.Round(value / Scale) + ZeroPoint, 0, 255);
 
