@@ -28,73 +28,78 @@ public static unsafe class PercentileRange
     internal static (float Low, float High)? Compute(float* data, long count, ParallelOptions parallel)
     {
         var chunks = (int)Math.Clamp(count / MinChunk, 1, Math.Max(1, parallel.MaxDegreeOfParallelism) * 2L);
-        var parts = new Histogram[chunks];
-        for (var i = 0; i < chunks; i++) parts[i] = new Histogram();
-        var pass = new Pass((nint)data, count, parts, parallel);
-        var (finite, min, max) = pass.Run(float.NegativeInfinity, float.PositiveInfinity, histogram: false);
+        var pass = new Pass((nint)data, count, chunks, parallel);
+        var (finite, min, max) = pass.Run([], []);
         if (finite < 2) return null;
         // Python: s[int(len(s) * from_left)] and s[int(len(s) * from_right * -1 - 1)], in doubles.
         var fraction = finite * Fraction;
-        var lowRank = (long)fraction;
-        var highRank = finite + (long)(fraction * -1 - 1);
-        return (pass.Select(lowRank, min, max), pass.Select(highRank, min, max));
+        long[] ranks = [(long)fraction, finite + (long)(fraction * -1 - 1)];
+        float[] lo = [min, min], hi = [max, max];
+        while (lo[0] < hi[0] || lo[1] < hi[1])
+        {
+            // One histogram per rank still open; one serves both while their intervals are the same.
+            var open = lo[0] == lo[1] && hi[0] == hi[1] ? [0] : Enumerable.Range(0, 2).Where(t => lo[t] < hi[t]).ToArray();
+            var intervals = open.Select(t => (lo[t], hi[t])).ToArray();
+            var histograms = new Histogram[open.Length];
+            pass.Run(intervals, histograms);
+            for (var t = 0; t < 2; t++)
+            {
+                if (!(lo[t] < hi[t])) continue;
+                var histogram = histograms[Math.Max(0, Array.IndexOf(open, t))];
+                var bin = 0;
+                var seen = histogram.Below;
+                while (seen + histogram.Counts[bin] <= ranks[t]) seen += histogram.Counts[bin++];
+                // Bins are monotone in the value, so the bin's members are exactly the values in [its min, its max].
+                lo[t] = histogram.Min[bin];
+                hi[t] = histogram.Max[bin];
+            }
+        }
+        return (lo[0], lo[1]);
     }
 
-    /// <summary>Passes over one set of values, split in chunks that each fill their own histogram.</summary>
-    private sealed class Pass(nint data, long count, Histogram[] parts, ParallelOptions parallel)
+    /// <summary>Passes over one set of values, split in chunks that each fill their own histograms (kept for the next pass).</summary>
+    private sealed class Pass(nint data, long count, int chunks, ParallelOptions parallel)
     {
-        /// <summary>The value of 0-based rank <paramref name="rank"/> among the finite values, all of which lie in [<paramref name="lo"/>, <paramref name="hi"/>].</summary>
-        public float Select(long rank, float lo, float hi)
-        {
-            var total = parts[0];
-            while (lo < hi)
-            {
-                Run(lo, hi, histogram: true);
-                for (var i = 1; i < parts.Length; i++) total.Merge(parts[i]);
-                var bin = 0;
-                var seen = total.Below;
-                while (seen + total.Counts[bin] <= rank) seen += total.Counts[bin++];
-                // Bins are monotone in the value, so the bin's members are exactly the values in [its min, its max].
-                lo = total.Min[bin];
-                hi = total.Max[bin];
-            }
-            return lo;
-        }
+        private readonly Histogram[][] _parts = Enumerable.Range(0, chunks).Select(_ => new[] { new Histogram(), new Histogram() }).ToArray();
 
         /// <summary>
-        /// The finite count, min and max of the values in [lo, hi]; with <paramref name="histogram"/>, also each
-        /// chunk's histogram of them over [lo, hi] and its count of finite values below lo.
+        /// The finite count, min and max of the values; and for each interval [lo, hi] the histogram of the finite
+        /// values in it and the count of those below it, merged into <paramref name="histograms"/>.
         /// </summary>
-        public (long Count, float Min, float Max) Run(float lo, float hi, bool histogram)
+        public (long Count, float Min, float Max) Run((float Lo, float Hi)[] intervals, Histogram[] histograms)
         {
-            var results = new (long Count, float Min, float Max)[parts.Length];
-            var scale = Bins / ((double)hi - lo);
+            var results = new (long Count, float Min, float Max)[chunks];
+            var scales = intervals.Select(i => Bins / ((double)i.Hi - i.Lo)).ToArray();
             void Chunk(int chunk)
             {
-                var part = histogram ? parts[chunk] : null;
-                part?.Reset();
+                var parts = _parts[chunk];
+                for (var t = 0; t < intervals.Length; t++) parts[t].Reset();
                 long n = 0;
                 float min = float.PositiveInfinity, max = float.NegativeInfinity;
                 var values = (float*)data;
-                for (long i = count * chunk / parts.Length, end = count * (chunk + 1) / parts.Length; i < end; i++)
+                for (long i = count * chunk / chunks, end = count * (chunk + 1) / chunks; i < end; i++)
                 {
                     var v = values[i];
                     if (!float.IsFinite(v)) continue;
-                    if (v < lo)
-                    {
-                        if (part is not null) part.Below++;
-                        continue;
-                    }
-                    if (v > hi) continue;
                     n++;
                     if (v < min) min = v;
                     if (v > max) max = v;
-                    part?.Add((int)Math.Min(((double)v - lo) * scale, Bins - 1), v);
+                    for (var t = 0; t < intervals.Length; t++)
+                    {
+                        var (lo, hi) = intervals[t];
+                        if (v < lo) parts[t].Below++;
+                        else if (v <= hi) parts[t].Add((int)Math.Min(((double)v - lo) * scales[t], Bins - 1), v);
+                    }
                 }
                 results[chunk] = (n, min, max);
             }
-            if (parts.Length == 1) Chunk(0);
-            else Parallel.For(0, parts.Length, parallel, Chunk);
+            if (chunks == 1) Chunk(0);
+            else Parallel.For(0, chunks, parallel, Chunk);
+            for (var t = 0; t < intervals.Length; t++)
+            {
+                histograms[t] = _parts[0][t];
+                for (var chunk = 1; chunk < chunks; chunk++) histograms[t].Merge(_parts[chunk][t]);
+            }
             long total = 0;
             float allMin = float.PositiveInfinity, allMax = float.NegativeInfinity;
             foreach (var (n, min, max) in results)
