@@ -45,6 +45,14 @@ internal static class QuantizedOperands
     }
 
     /// <summary>
+    /// Whether a uint8 kernel whose output encoding is fixed (Sigmoid's and Softmax's scale 1/256) may run: the session
+    /// asked for a quantized output and the fixed encoding is at most twice as coarse as the calibrated one. A softmax
+    /// over long rows (attention) has small probabilities, a fine calibrated scale, and keeps its precision in float.
+    /// </summary>
+    public static bool AllowsFixedOutput(OperatorContext context, Tensor input, Quantization fixedOutput) =>
+        IsQuantized(input) && context.OutputQuantization is { } output && fixedOutput.Scale <= 2 * output.Scale;
+
+    /// <summary>
     /// A float bias (float32, float16 or quantized uint8) as the int32 XNNPACK's uint8 products add, in units of
     /// <paramref name="scale"/> (input scale × weight scale), rounded and saturated; null for no bias. The caller disposes it.
     /// </summary>

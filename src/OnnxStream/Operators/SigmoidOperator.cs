@@ -5,7 +5,8 @@ namespace OnnxStream.Operators;
 
 /// <summary>
 /// ONNX Sigmoid: 1 / (1 + e^-x) elementwise, by XNNPACK; float32, and float16 through float32. Under static activation
-/// quantization a quantized X runs XNNPACK's uint8 sigmoid, whose output encoding is fixed (scale 1/256, zero point 0).
+/// quantization a quantized X runs XNNPACK's uint8 sigmoid when its fixed output encoding (scale 1/256, zero point 0) suits
+/// the output (<see cref="QuantizedOperands.AllowsFixedOutput"/>); otherwise X is dequantized.
 /// </summary>
 internal sealed class SigmoidOperator : IOperator
 {
@@ -16,7 +17,7 @@ internal sealed class SigmoidOperator : IOperator
         var shape = InferShape(context, x);
         if (QuantizedOperands.IsQuantized(x))
         {
-            if (context.OutputQuantization is not null)
+            if (QuantizedOperands.AllowsFixedOutput(context, x, Quantization.SigmoidOutput))
             {
                 var quantized = context.Output(0, ElementType.UInt8, shape, Quantization.SigmoidOutput);
                 ActivationKernels.SigmoidQUInt8(context.Pool, x.ElementCount, x.Buffer<byte>(), x.Quantization!.Value,

@@ -60,7 +60,7 @@ public enum ActivationQuantization
     Dynamic,
     /// <summary>
     /// W8A8: each selected operation output is quantized over its calibrated range (<see cref="InferenceSessionOptions.RangeData"/>);
-    /// Conv, MatMul with a uint8 weight, Add, Sub, Mul and Sigmoid run XNNPACK's uint8 kernels on quantized operands,
+    /// Conv, MatMul with a uint8 weight, Add, Sub, Mul, Sigmoid and Softmax run XNNPACK's uint8 kernels on quantized operands,
     /// other operations read their inputs dequantized.
     /// </summary>
     Static,

@@ -7,7 +7,7 @@ using OnnxStream.Tensors;
 namespace OnnxStream.Tests.Quantizing;
 
 /// <summary>
-/// The uint8 kernel paths of Conv, MatMul, Add, Sub, Mul and Sigmoid: given quantized operands and an output
+/// The uint8 kernel paths of Conv, MatMul, Add, Sub, Mul, Sigmoid and Softmax: given quantized operands and an output
 /// quantization they write a uint8 output that agrees with the same operator run in float32 on the dequantized
 /// operands to within one output step (XNNPACK requantizes once, rounding to nearest); without an output
 /// quantization they compute in float32 on the dequantized operands.
@@ -54,6 +54,23 @@ internal sealed class QuantizedOperatorTests
     public void Sigmoid_runs_in_uint8_with_its_fixed_output_encoding() =>
         Check("Sigmoid", [], [Operand([3, 50], 10, -6, 6)]);
 
+    [Test]
+    public void Softmax_runs_in_uint8_along_the_last_axis_with_its_fixed_output_encoding() =>
+        Check("Softmax", [], [Operand([4, 6, 3], 11, -8, 8)]); // short rows: probabilities reach ~1
+
+    [Test]
+    public void Softmax_along_another_axis_or_with_a_finer_calibrated_output_dequantizes()
+    {
+        var (x, _) = Operand([2, 3, 4], 12, -1, 1);
+        using (x)
+        {
+            using (var y = Run("Softmax", new Dictionary<string, string> { ["axis"] = "1" }, [(x, false)], new Quantization(0.01f, 0)))
+                Assert.That(y.ElementType, Is.EqualTo(ElementType.Float32), "not the last axis");
+            using (var y = Run("Softmax", [], [(x, false)], new Quantization(1f / 1024, 0)))
+                Assert.That(y.ElementType, Is.EqualTo(ElementType.Float32), "1/256 is four times as coarse as the calibrated scale");
+        }
+    }
+
     /// <summary>Runs <paramref name="opType"/> quantized and in float; checks the uint8 output against the float one.</summary>
     private void Check(string opType, Dictionary<string, string> attributes, (Tensor Tensor, bool Weight)[] operands)
     {
@@ -65,8 +82,8 @@ internal sealed class QuantizedOperatorTests
             var outputQuantization = Quantization.FromRange(TensorPrimitivesMin(values), TensorPrimitivesMax(values))!.Value;
             using var quantized = Run(opType, attributes, operands, outputQuantization);
             Assert.That(quantized.ElementType, Is.EqualTo(ElementType.UInt8));
-            // XNNPACK fixes the sigmoid's output encoding; the others take the one asked for.
-            if (opType == "Sigmoid") outputQuantization = Quantization.SigmoidOutput;
+            // XNNPACK fixes the sigmoid's and softmax's output encoding; the others take the one asked for.
+            if (opType is "Sigmoid" or "Softmax") outputQuantization = Quantization.SigmoidOutput;
             Assert.That(quantized.Quantization, Is.EqualTo(outputQuantization));
             Assert.That(quantized.Shape, Is.EqualTo(reference.Shape));
             var bytes = quantized.Span<byte>();
@@ -74,7 +91,9 @@ internal sealed class QuantizedOperatorTests
             for (var i = 0; i < bytes.Length; i++)
                 worst = Math.Max(worst, Math.Abs(outputQuantization.Dequantize(bytes[i]) - values[i]) / outputQuantization.Scale);
             TestContext.Out.WriteLine($"{opType}: max error {worst:F3} output steps");
-            Assert.That(worst, Is.LessThanOrEqualTo(1.0));
+            // XNNPACK's uint8 softmax takes exp from a 256-entry table and normalizes in its own fixed point: up to
+            // about one more step (measured 0.996 on x86-64).
+            Assert.That(worst, Is.LessThanOrEqualTo(opType == "Softmax" ? 1.5 : 1.0));
         }
         finally
         {
