@@ -89,6 +89,24 @@ internal sealed class VaeQuantizationTests
     }
 
     [Test]
+    public void Uint8_operators_kept_by_the_Ram_provider_give_the_same_image_again()
+    {
+        using var latent = ReadRef("latent_sample.bin", [1, 4, 32, 32]);
+        using var session = new InferenceSession(ModelLoader.Load(SharedFixtures.Require("models/tiny-sd15/vae_decoder_qu8")), new InferenceSessionOptions
+        {
+            Threads = 2, WeightsProvider = WeightsProviderKind.Ram, ActivationQuantization = ActivationQuantization.Static, RangeData = Calibrated.Value,
+        });
+        float[] Sample()
+        {
+            using var result = session.Run(new Dictionary<string, Tensor> { [Latent] = latent });
+            return result.Outputs["sample"].Span<float>().ToArray();
+        }
+        var first = Sample();
+        Assert.That(session.PreparedOperatorCount, Is.GreaterThan(20), "packed uint8 convolutions kept");
+        Assert.That(Sample(), Is.EqualTo(first));
+    }
+
+    [Test]
     public void The_shipped_range_data_runs_the_qu8_decoder_from_its_folder()
     {
         // No RangeData or RangeDataPath: the folder's range_data.txt.
