@@ -7,6 +7,7 @@ using OnnxStream.Operators;
 var root = new RootCommand("onnxstream: run large ONNX models in a small, predictable amount of RAM.");
 root.Subcommands.Add(VersionCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
+root.Subcommands.Add(CalibrateCommand.Create());
 root.Subcommands.Add(InfoCommand.Create());
 root.Subcommands.Add(ConvertCommand.Create());
 root.Subcommands.Add(BenchKernelsCommand.Create());

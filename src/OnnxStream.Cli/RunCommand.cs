@@ -26,7 +26,22 @@ internal static class RunCommand
         var attention = new Option<string>("--attention") { Description = "How attention runs: plain, sliced (query rows in blocks) or fused (memory-efficient).", DefaultValueFactory = _ => "plain" };
         attention.AcceptOnlyFromAmong("plain", "sliced", "fused");
         var slices = new Option<int>("--attention-slices") { Description = "Blocks of query rows of sliced attention.", DefaultValueFactory = _ => 2 };
-        var command = new Command("run", "Run a model on .npy inputs.") { model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices };
+        var quantize = new Option<string>("--quantize")
+        {
+            Description = "Activations stored as uint8: none; dynamic (each over its own percentile range); static (W8A8 over calibrated ranges, uint8 kernels).",
+            DefaultValueFactory = _ => "none",
+        };
+        quantize.AcceptOnlyFromAmong("none", "dynamic", "static");
+        var rangeData = new Option<string>("--range-data") { Description = "The range_data.txt of --quantize static (default: the model folder's)." };
+        var quantizeTensors = new Option<string[]>("--quantize-tensors")
+        {
+            Description = "Quantize only these operation outputs (node or tensor names, comma-separated or repeated).",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        var command = new Command("run", "Run a model on .npy inputs.")
+        {
+            model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices, quantize, rangeData, quantizeTensors,
+        };
         command.SetAction((result, cancellationToken) =>
         {
             var options = new InferenceSessionOptions
@@ -37,6 +52,11 @@ internal static class RunCommand
                 Precision = result.GetValue(precision) switch { "fp16" => Precision.Float16Arithmetic, "fp16-storage" => Precision.Float16Storage, _ => Precision.Float32 },
                 Attention = result.GetValue(attention) switch { "sliced" => AttentionMode.Sliced, "fused" => AttentionMode.Fused, _ => AttentionMode.Plain },
                 AttentionSlices = result.GetValue(slices),
+                ActivationQuantization = result.GetValue(quantize) switch { "dynamic" => ActivationQuantization.Dynamic, "static" => ActivationQuantization.Static, _ => ActivationQuantization.None },
+                RangeDataPath = result.GetValue(rangeData),
+                QuantizedTensors = result.GetValue(quantizeTensors) is { Length: > 0 } names
+                    ? names.SelectMany(n => n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToHashSet()
+                    : null,
             };
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
             if (options.AttentionSlices < 1) throw new ArgumentException("--attention-slices must be at least 1.");

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using OnnxStream.Kernels;
 using OnnxStream.Memory;
 using OnnxStream.Operators;
 using OnnxStream.Tensors;
@@ -12,9 +13,6 @@ namespace OnnxStream.Conversion;
 /// </summary>
 internal static class WeightEncoding
 {
-    /// <summary>Fraction of the sorted finite values skipped at each end for the quantization range.</summary>
-    private const double PercentileFraction = 0.001;
-
     /// <summary>Parameters of an asymmetric uint8 quantization: real = (q - ZeroPoint) × Scale.</summary>
     internal readonly record struct QuantizationRange(double Scale, int ZeroPoint)
     {
@@ -43,39 +41,14 @@ internal static class WeightEncoding
     }
 
     /// <summary>
-    /// The original's range rule: over the finite values sorted, left = the value at index
-    /// ⌊n·0.001⌋ and right = the value at index n + trunc(-n·0.001 - 1); the range is widened to include 0;
-    /// scale = (right - left) / 255 and zero point = trunc(|left| / scale), at most 255. Null when fewer than
-    /// two values are finite or the range is empty (the weight then stays float32). The sorted copy lives
-    /// in <paramref name="allocator"/> for the duration of the call.
+    /// The original's range rule: the 0.1%..99.9% percentiles of the finite values (<see cref="PercentileRange"/>),
+    /// encoded by <see cref="Kernels.Quantization.FromRange"/>'s rule. Null when fewer than two values are finite
+    /// or the range is empty (the weight then stays float32).
     /// </summary>
-    public static QuantizationRange? Range(ReadOnlySpan<float> values, NativeAllocator allocator)
-    {
-        var finite = 0;
-        foreach (var v in values)
-            if (float.IsFinite(v)) finite++;
-        if (finite < 2) return null;
-        float low, high;
-        using (var sorted = NativeBuffer<float>.Allocate(finite, allocator))
-        {
-            var span = sorted.Span;
-            var k = 0;
-            foreach (var v in values)
-                if (float.IsFinite(v)) span[k++] = v;
-            span.Sort();
-            // Python: s[int(len(s) * from_left)] and s[int(len(s) * from_right * -1 - 1)], in doubles.
-            var fraction = finite * PercentileFraction;
-            low = span[(int)fraction];
-            high = span[finite + (int)(fraction * -1 - 1)];
-        }
-        double left = low, right = high;
-        if (left > 0 && right > 0) left = 0;
-        else if (left < 0 && right < 0) right = 0;
-        if (!(right > left)) return null;
-        var scale = (right - left) / 255.0;
-        var zero = (long)(Math.Abs(left) / scale);
-        return new QuantizationRange(scale, (int)Math.Min(zero, 255));
-    }
+    public static QuantizationRange? Range(ReadOnlySpan<float> values) =>
+        PercentileRange.Compute(values) is { } range && Kernels.Quantization.TryEncodeRange(range.Low, range.High, out var scale, out var zero)
+            ? new QuantizationRange(scale, zero)
+            : null;
 
     /// <summary>
     /// The original's quantize(): a single finite value becomes the byte 1, of shape [1] whatever its shape
@@ -91,7 +64,7 @@ internal static class WeightEncoding
             single.Span<byte>()[0] = 1;
             return (single, new QuantizationRange(Math.Abs((double)values[0]), values[0] >= 0 ? 0 : 2).TypeText);
         }
-        if (Range(values, allocator) is not { } range) return null;
+        if (Range(values) is not { } range) return null;
         var result = Tensor.Allocate(ElementType.UInt8, source.Shape, allocator);
         var bytes = result.Span<byte>();
         var scale = (float)range.Scale;

@@ -11,7 +11,9 @@ namespace OnnxStream.Operators;
 /// other float16 cases are computed in float32 and rounded; a float16 operand with a float32 one (a
 /// float16 model's activation and a weight the session widened) computes in float16 with the float32
 /// operand rounded, and the output is float16; int64 and int32 are computed in managed code (division
-/// truncates toward zero, and dividing by zero is an error).
+/// truncates toward zero, and dividing by zero is an error). Under static activation quantization, quantized
+/// operands of Add, Sub and Mul run XNNPACK's uint8 kernels into a uint8 output (see <see cref="QuantizedOperands"/>);
+/// otherwise quantized operands are dequantized.
 /// </summary>
 internal abstract unsafe class BinaryElementwiseOperator : IOperator
 {
@@ -24,10 +26,42 @@ internal abstract unsafe class BinaryElementwiseOperator : IOperator
     private protected abstract BinaryOperation Operation { get; }
 
     /// <inheritdoc />
+    public bool TakesQuantized(int index) => Operation != BinaryOperation.Divide;
+
+    /// <inheritdoc />
     public void Run(OperatorContext context)
     {
         var a = context.Input(0);
         var b = context.Input(1);
+        if (!QuantizedOperands.IsQuantized(a) && !QuantizedOperands.IsQuantized(b))
+        {
+            Compute(context, a, b);
+            return;
+        }
+        if (QuantizedOperands.ForBinary(context, Operation, a, b) is { } outputQuantization)
+        {
+            var output = context.Output(0, ElementType.UInt8, InferShape(context, a.Shape, b.Shape), outputQuantization);
+            if (output.ElementCount > 0)
+                BinaryKernels.RunQUInt8(context.Pool, Operation, a.Buffer<byte>(), a.Shape, a.Quantization!.Value,
+                    b.Buffer<byte>(), b.Shape, b.Quantization!.Value, output.Buffer<byte>(), outputQuantization);
+            return;
+        }
+        var wideA = Layout.ToFloat32(context, a, "A", out var ownsA);
+        var wideB = Layout.ToFloat32(context, b, "B", out var ownsB);
+        try
+        {
+            Compute(context, wideA, wideB);
+        }
+        finally
+        {
+            if (ownsA) wideA.Dispose();
+            if (ownsB) wideB.Dispose();
+        }
+    }
+
+    /// <summary>The operation on unquantized operands.</summary>
+    private void Compute(OperatorContext context, Tensor a, Tensor b)
+    {
         var shape = InferShape(context, a.Shape, b.Shape);
         switch (a.ElementType, b.ElementType)
         {

@@ -8,7 +8,9 @@ namespace OnnxStream.Operators;
 /// convolution between NCHW ↔ NHWC transposes, in float32: float16 activations are widened and the
 /// result rounded back; float16 or quantized uint8 weights and biases (fp16/uint8 model folders) are
 /// widened/dequantized. With <see cref="OperatorContext.Float16Kernels"/> a float16 X runs XNNPACK's
-/// float16 convolution instead (weights narrowed to float16). A 1-D convolution is a 2-D one of height 1; its weights may carry the trailing
+/// float16 convolution instead (weights narrowed to float16). Under static activation quantization a quantized
+/// X with a uint8 W runs XNNPACK's uint8 convolution straight into a uint8 output (see <see cref="QuantizedOperands"/>);
+/// a quantized X otherwise is dequantized. A 1-D convolution is a 2-D one of height 1; its weights may carry the trailing
 /// dimension of 1 that the original converter adds ([M,C/group,k,1]).
 /// </summary>
 internal sealed class ConvOperator : IOperator
@@ -20,7 +22,12 @@ internal sealed class ConvOperator : IOperator
         var w = context.Input(1);
         var b = context.OptionalInput(2);
         var plan = InferShape(context, x, w, b);
-        var output = context.Output(0, x.ElementType, plan.OutputShape);
+        if (QuantizedOperands.ForProduct(context, x, w) is { } outputQuantization)
+        {
+            ConvolveQUInt8(context, plan, x, w, b, outputQuantization);
+            return;
+        }
+        var output = context.Output(0, x.ElementType == ElementType.Float16 ? ElementType.Float16 : ElementType.Float32, plan.OutputShape);
         if (output.ElementCount == 0) return;
         if (context.Float16Kernels && x.ElementType == ElementType.Float16)
             Convolve<Half>(context, plan, x, w, b, output);
@@ -69,6 +76,52 @@ internal sealed class ConvOperator : IOperator
             if (nhwcOut is not null && nhwcOut != output) nhwcOut.Dispose();
             if (owned) convolution.Dispose();
         }
+    }
+
+    /// <inheritdoc />
+    public bool TakesQuantized(int index) => index is 0 or 1;
+
+    /// <summary>The convolution in uint8: X, W and the output quantized, the bias in int32, between NCHW ↔ NHWC transposes.</summary>
+    private static void ConvolveQUInt8(OperatorContext context, ConvPlan plan, Tensor x, Tensor w, Tensor? b, Quantization outputQuantization)
+    {
+        var output = context.Output(0, ElementType.UInt8, plan.OutputShape, outputQuantization);
+        if (output.ElementCount == 0) return;
+        var g = plan.Geometry;
+        var n = x.Shape[0];
+        var inputQuantization = x.Quantization!.Value;
+        Convolution2dOperator Create() => CreateQUInt8Convolution(context, g, inputQuantization, w, b, outputQuantization);
+        var owned = true;
+        var convolution = context.IsWeight(1) && (b is null || context.IsWeight(2)) ? context.Prepare(Create, out owned) : Create();
+        if (!owned && (convolution.Geometry != g || convolution.DataType != KernelDataType.QUInt8))
+        {
+            convolution = Create();
+            owned = true;
+        }
+        try
+        {
+            using var nhwcIn = context.Scratch(ElementType.UInt8, [x.ElementCount]);
+            Layout.NchwToNhwc<byte>(x.Span<byte>(), nhwcIn.Span<byte>(), n, g.InputChannels, plan.InputHeight * plan.InputWidth, context.Parallel);
+            using var nhwcOut = context.Scratch(ElementType.UInt8, [output.ElementCount]);
+            convolution.Run(context.Pool, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<byte>(), nhwcOut.Buffer<byte>());
+            var outputPixels = g.OutputHeight(plan.InputHeight) * g.OutputWidth(plan.InputWidth);
+            Layout.NhwcToNchw<byte>(nhwcOut.Span<byte>(), output.Span<byte>(), n, g.OutputChannels, outputPixels, context.Parallel);
+        }
+        finally
+        {
+            if (owned) convolution.Dispose();
+        }
+    }
+
+    /// <summary>Packs the uint8 W (OIHW, turned OHWI) and B (as int32) into an XNNPACK uint8 convolution.</summary>
+    private static Convolution2dOperator CreateQUInt8Convolution(OperatorContext context, Convolution2dGeometry g, Quantization input,
+        Tensor w, Tensor? b, Quantization output)
+    {
+        var kernelQuantization = w.Quantization!.Value;
+        using var kernel = context.Scratch(ElementType.UInt8, [w.ElementCount]);
+        Layout.NchwToNhwc<byte>(w.Span<byte>(), kernel.Span<byte>(), g.OutputChannels, g.GroupInputChannels, g.KernelHeight * g.KernelWidth, context.Parallel);
+        using var bias = QuantizedOperands.Bias(context, b, (double)input.Scale * kernelQuantization.Scale);
+        return Convolution2dOperator.CreateQUInt8(g, input, kernelQuantization, kernel.Span<byte>(),
+            bias is null ? default : bias.Span<int>(), output);
     }
 
     /// <summary>
@@ -173,7 +226,7 @@ internal sealed class ConvOperator : IOperator
     /// <summary>Checks the inputs and attributes and infers the output shape [N, M, (outH,) outW].</summary>
     internal static ConvPlan InferShape(OperatorContext context, Tensor x, Tensor w, Tensor? b)
     {
-        if (x.ElementType is not (ElementType.Float32 or ElementType.Float16))
+        if (x.ElementType is not (ElementType.Float32 or ElementType.Float16) && !QuantizedOperands.IsQuantized(x))
             throw context.Error($"X must be float32 or float16, not {x.ElementType}");
         var rank = x.Shape.Length;
         if (rank is not (3 or 4))

@@ -16,4 +16,12 @@ public interface IOperator
     /// been widened. Gather does, to widen only the rows it takes from an embedding table.
     /// </summary>
     bool TakesStoredWeight(int index) => false;
+
+    /// <summary>
+    /// Whether input <paramref name="index"/> may reach the operator as a quantized uint8 tensor when the session
+    /// quantizes activations (an activation, or a uint8 weight as stored); otherwise the session dequantizes it
+    /// to float32 first. An operator that takes one runs a uint8 kernel when its operands and
+    /// <see cref="OperatorContext.OutputQuantization"/> allow, and otherwise dequantizes it itself.
+    /// </summary>
+    bool TakesQuantized(int index) => false;
 }

@@ -11,7 +11,9 @@ namespace OnnxStream.Operators;
 /// rounded; the output is float16 when either input is), or in float16 with
 /// <see cref="OperatorContext.Float16Kernels"/>; int64 and int32 run a managed loop.
 /// A weight B with no batch dimensions (every Linear layer) is one product over all of A's rows; with the
-/// Ram provider it is packed once into an XNNPACK fully-connected operator kept for later runs.
+/// Ram provider it is packed once into an XNNPACK fully-connected operator kept for later runs. Under static
+/// activation quantization a quantized A with such a B in uint8 runs XNNPACK's uint8 fully connected operator
+/// into a uint8 output (see <see cref="QuantizedOperands"/>); quantized operands otherwise are dequantized.
 /// </summary>
 internal sealed unsafe class MatMulOperator : IOperator
 {
@@ -21,6 +23,11 @@ internal sealed unsafe class MatMulOperator : IOperator
         var a = context.Input(0);
         var b = context.Input(1);
         var plan = InferShape(context, a, b);
+        if (context.IsWeight(1) && b.Shape.Length == 2 && QuantizedOperands.ForProduct(context, a, b) is { } outputQuantization)
+        {
+            MultiplyQUInt8(context, plan, a, b, outputQuantization);
+            return;
+        }
         var output = context.Output(0, plan.OutputType, plan.OutputShape);
         if (output.ElementCount == 0 || plan.K == 0) return;
         switch (plan.OutputType)
@@ -120,6 +127,35 @@ internal sealed unsafe class MatMulOperator : IOperator
         finally
         {
             foreach (var tensor in scratch) tensor.Dispose();
+        }
+    }
+
+    /// <inheritdoc />
+    public bool TakesQuantized(int index) => index is 0 or 1;
+
+    /// <summary>A (quantized) · the uint8 weight B: all of A's rows through one uint8 fully connected operator.</summary>
+    private static void MultiplyQUInt8(OperatorContext context, MatMulPlan plan, Tensor a, Tensor b, Quantization outputQuantization)
+    {
+        var output = context.Output(0, ElementType.UInt8, plan.OutputShape, outputQuantization);
+        if (output.ElementCount == 0 || plan.K == 0) return;
+        var (k, n) = (plan.K, plan.N);
+        var inputQuantization = a.Quantization!.Value;
+        FullyConnectedOperator Create() => FullyConnectedOperator.CreateQUInt8(k, n, inputQuantization, b.Quantization!.Value,
+            b.Span<byte>(), default, outputQuantization, transposeWeights: true);
+        var owned = true;
+        var fullyConnected = context.KeepsPreparedOperators ? context.Prepare(Create, out owned) : Create();
+        if (!owned && fullyConnected.DataType != KernelDataType.QUInt8)
+        {
+            fullyConnected = Create();
+            owned = true;
+        }
+        try
+        {
+            fullyConnected.Run(context.Pool, checked((int)plan.Batch.Length * plan.M), a.Buffer<byte>(), output.Buffer<byte>());
+        }
+        finally
+        {
+            if (owned) fullyConnected.Dispose();
         }
     }
 

@@ -89,6 +89,13 @@ public sealed class OperatorContext
     /// </summary>
     public bool Float16Kernels { get; init; }
 
+    /// <summary>
+    /// Static activation quantization: the encoding the session stores output 0 in. An operator with a uint8
+    /// kernel may then write output 0 as uint8 itself, in this quantization (or the one its kernel fixes, as
+    /// Sigmoid's 1/256); a float32 output is quantized by the session. Null: write float.
+    /// </summary>
+    public Quantization? OutputQuantization { get; init; }
+
     /// <summary>Whether the session keeps prepared operators between runs (see <see cref="Prepare{T}"/>).</summary>
     internal bool KeepsPreparedOperators => _prepared is not null;
 

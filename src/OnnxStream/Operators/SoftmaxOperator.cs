@@ -9,7 +9,9 @@ namespace OnnxStream.Operators;
 /// does not record the opset, so a model from opset &lt; 13 (where the input is flattened to 2-D at
 /// <c>axis</c>, default 1, and softmax runs over all trailing dimensions together) gets opset-13 results;
 /// the two agree whenever <c>axis</c> is the last axis. The last axis runs XNNPACK's softmax; any other
-/// axis a managed, vectorized loop. float32, and float16 through float32.
+/// axis a managed, vectorized loop. float32, and float16 through float32. Under static activation quantization a
+/// quantized input runs XNNPACK's uint8 softmax along the last axis when its fixed output encoding (scale 1/256, zero
+/// point 0) suits the output (<see cref="QuantizedOperands.AllowsFixedOutput"/>), and is dequantized otherwise.
 /// </summary>
 internal sealed class SoftmaxOperator : IOperator
 {
@@ -21,7 +23,15 @@ internal sealed class SoftmaxOperator : IOperator
     {
         var x = context.Input(0);
         var axis = InferShape(context, x, out var shape);
-        var output = context.Output(0, x.ElementType, shape);
+        if (axis == shape.Length - 1 && QuantizedOperands.AllowsFixedOutput(context, x, Quantization.SoftmaxOutput))
+        {
+            var quantized = context.Output(0, ElementType.UInt8, shape, Quantization.SoftmaxOutput);
+            if (quantized.ElementCount > 0)
+                ActivationKernels.SoftmaxQUInt8(context.Pool, (int)AxisHelper.Product(shape, 0, axis), shape[axis], x.Buffer<byte>(),
+                    x.Quantization!.Value.Scale, quantized.Buffer<byte>());
+            return;
+        }
+        var output = context.Output(0, x.ElementType == ElementType.Float16 ? ElementType.Float16 : ElementType.Float32, shape);
         if (output.ElementCount == 0) return;
 
         var outer0 = (int)AxisHelper.Product(shape, 0, axis);
@@ -126,10 +136,13 @@ internal sealed class SoftmaxOperator : IOperator
         Parallel.For(0, chunks, context.Parallel, chunk => Run(items * chunk / chunks, items * (chunk + 1) / chunks));
     }
 
+    /// <inheritdoc />
+    public bool TakesQuantized(int index) => true;
+
     /// <summary>Checks the input and <c>axis</c>; the output has the input's shape. Returns the normalized axis.</summary>
     internal static int InferShape(OperatorContext context, Tensor x, out int[] shape)
     {
-        if (x.ElementType is not (ElementType.Float32 or ElementType.Float16))
+        if (x.ElementType is not (ElementType.Float32 or ElementType.Float16) && !QuantizedOperands.IsQuantized(x))
             throw context.Error($"input must be float32 or float16, not {x.ElementType}");
         if (x.Shape.Length == 0) throw context.Error("input must have at least one dimension, got a scalar");
         shape = (int[])x.Shape.Clone();

@@ -23,6 +23,9 @@ public sealed class InferenceSession : IDisposable
     private readonly Dictionary<string, int> _uses = [];
     private readonly bool _trace;
     private readonly PreparedOperatorCache? _prepared;
+    private readonly ActivationQuantization _quantization;
+    private readonly RangeData? _ranges;
+    private readonly HashSet<string>? _quantizedTensors;
 
     /// <summary>Loads a model (a model.txt or a model folder) and prepares to run it.</summary>
     /// <exception cref="ModelFormatException">The model is malformed or uses an unsupported operator.</exception>
@@ -49,6 +52,15 @@ public sealed class InferenceSession : IDisposable
         Precision = options.Precision == Precision.Float16Arithmetic && !NativeRuntime.SupportsFloat16
             ? Precision.Float16Storage
             : options.Precision;
+        _quantization = options.ActivationQuantization;
+        if (_quantization != ActivationQuantization.None)
+        {
+            if (options.Precision != Precision.Float32)
+                throw new ArgumentException($"Activation quantization needs Precision.Float32, not {options.Precision}.", nameof(options));
+            _quantizedTensors = options.QuantizedTensors?.Select(name => NameEscaping.TryUnescape(name, out var plain) ? plain : name)
+                .Concat(options.QuantizedTensors).ToHashSet(StringComparer.Ordinal);
+            if (_quantization == ActivationQuantization.Static) _ranges = options.RangeData ?? LoadRangeData(graph, options.RangeDataPath);
+        }
         _pool = XnnThreadPool.Create(Math.Max(1, options.Threads));
         try
         {
@@ -87,6 +99,12 @@ public sealed class InferenceSession : IDisposable
     /// </summary>
     public Precision Precision { get; }
 
+    /// <summary>
+    /// Called with each float32 output of each operation, right after the operation (before the session
+    /// quantizes or frees it): how <see cref="Calibrator"/> measures activations. The tensor must not be kept.
+    /// </summary>
+    internal Action<GraphNode, int, Tensor>? OutputObserver { get; set; }
+
     /// <summary>Native operators kept between runs (XNNPACK's packed weights): non-zero only with the Ram provider after a run.</summary>
     public int PreparedOperatorCount => _prepared?.Count ?? 0;
 
@@ -122,7 +140,7 @@ public sealed class InferenceSession : IDisposable
                 cancellationToken.ThrowIfCancellationRequested();
                 var start = clock.Elapsed;
                 var node = Graph.Nodes[i];
-                RunNode(node, _operators[i], live, cancellationToken);
+                RunNode(node, _operators[i], live, kept, cancellationToken);
                 trace?.Add(new OperationTrace(node.Name, node.OpType, (clock.Elapsed - start).TotalMilliseconds, Allocator.CurrentBytes));
                 foreach (var input in node.Inputs)
                     if (input is { IsWeight: false } && --remaining[input.Name] == 0 && !kept.Contains(input.Name))
@@ -152,7 +170,7 @@ public sealed class InferenceSession : IDisposable
         }
     }
 
-    private void RunNode(GraphNode node, IOperator op, Dictionary<string, Tensor> live, CancellationToken cancellationToken)
+    private void RunNode(GraphNode node, IOperator op, Dictionary<string, Tensor> live, HashSet<string> kept, CancellationToken cancellationToken)
     {
         var inputs = new Tensor?[node.Inputs.Length];
         var acquired = new List<(TensorDescriptor, Tensor)>();
@@ -168,17 +186,33 @@ public sealed class InferenceSession : IDisposable
                 {
                     var weight = _weights.Acquire(descriptor, cancellationToken);
                     acquired.Add((descriptor, weight));
-                    inputs[j] = op.TakesStoredWeight(j) ? weight : ToComputeType(weight, converted);
+                    var takesQuantized = _quantization != ActivationQuantization.None && IsQuantized(weight) && op.TakesQuantized(j);
+                    inputs[j] = op.TakesStoredWeight(j) || takesQuantized ? weight : ToComputeType(weight, converted);
                 }
-                else inputs[j] = live.TryGetValue(descriptor.Name, out var tensor)
-                    ? tensor
-                    : throw new ArgumentException($"{node}: input '{descriptor.Name}' was not supplied.");
+                else
+                {
+                    var tensor = live.TryGetValue(descriptor.Name, out var found)
+                        ? found
+                        : throw new ArgumentException($"{node}: input '{descriptor.Name}' was not supplied.");
+                    inputs[j] = IsQuantized(tensor) && !op.TakesQuantized(j) ? Dequantize(tensor, converted) : tensor;
+                }
             }
-            context = new OperatorContext(node, inputs, _pool, Allocator, _prepared) { Float16Kernels = Precision == Precision.Float16Arithmetic };
+            var quantize = QuantizesOutput(node, kept);
+            context = new OperatorContext(node, inputs, _pool, Allocator, _prepared)
+            {
+                Float16Kernels = Precision == Precision.Float16Arithmetic,
+                OutputQuantization = quantize && _ranges is not null ? _ranges.QuantizationOf(node.Name) : null,
+            };
             op.Run(context);
             for (var k = 0; k < node.Outputs.Length; k++)
             {
                 var output = context.Outputs[k] ?? throw context.Error($"did not produce output {k} '{node.Outputs[k].Name}'");
+                if (output.ElementType == ElementType.Float32) OutputObserver?.Invoke(node, k, output);
+                if (quantize && output.ElementType == ElementType.Float32 && OutputQuantizationOf(node, output, context) is { } quantization)
+                {
+                    context.Outputs[k] = Quantize(output, quantization);
+                    output.Dispose();
+                }
                 if (Precision != Precision.Float32 && output.ElementType == ElementType.Float32)
                 {
                     // float16 precisions keep every float activation in float16 (a Cast to float, mixed operands).
@@ -200,6 +234,44 @@ public sealed class InferenceSession : IDisposable
             foreach (var tensor in converted) tensor.Dispose();
             foreach (var (descriptor, tensor) in acquired) _weights.Release(descriptor, tensor);
         }
+    }
+
+    /// <summary>Whether the session stores <paramref name="node"/>'s output quantized: a selected single-output operation whose output is not kept as a result.</summary>
+    private bool QuantizesOutput(GraphNode node, HashSet<string> kept) =>
+        _quantization != ActivationQuantization.None && node.Outputs.Length == 1 && !kept.Contains(node.Outputs[0].Name) &&
+        (_quantizedTensors is null || _quantizedTensors.Contains(node.Name) || _quantizedTensors.Contains(node.Outputs[0].Name)) &&
+        (_ranges is null || _ranges.TryGetRange(node.Name, out _, out _));
+
+    /// <summary>The quantization a float32 output is stored in: its calibrated range (static), or its own percentile range (dynamic).</summary>
+    private Quantization? OutputQuantizationOf(GraphNode node, Tensor output, OperatorContext context) =>
+        _ranges is not null
+            ? _ranges.QuantizationOf(node.Name)
+            : PercentileRange.Compute(output.Span<float>(), context.Parallel) is { } range ? Quantization.FromRange(range.Low, range.High) : null;
+
+    private static bool IsQuantized(Tensor tensor) => tensor.ElementType == ElementType.UInt8 && tensor.Quantization is not null;
+
+    private Tensor Quantize(Tensor tensor, Quantization quantization)
+    {
+        var quantized = Tensor.Allocate(ElementType.UInt8, tensor.Shape, Allocator, quantization);
+        ConversionKernels.Quantize(_pool, tensor.ElementCount, tensor.Buffer<float>(), quantized.Buffer<byte>(), quantization);
+        return quantized;
+    }
+
+    /// <summary>A quantized activation as float32, for an operation without a uint8 kernel (freed with <paramref name="converted"/> after it).</summary>
+    private Tensor Dequantize(Tensor tensor, List<Tensor> converted)
+    {
+        var wide = Tensor.Allocate(ElementType.Float32, tensor.Shape, Allocator);
+        converted.Add(wide);
+        ConversionKernels.Dequantize(_pool, tensor.ElementCount, tensor.Buffer<byte>(), tensor.Quantization!.Value, wide.Buffer<float>());
+        return wide;
+    }
+
+    private static RangeData LoadRangeData(ModelGraph graph, string? path)
+    {
+        path ??= Path.Combine(Path.GetDirectoryName(Path.GetFullPath(graph.Source)) ?? ".", "range_data.txt");
+        return File.Exists(path)
+            ? RangeData.Load(path)
+            : throw new ArgumentException($"Static activation quantization needs a range_data.txt: {path} does not exist (set RangeData or RangeDataPath, or calibrate one).");
     }
 
     private Tensor Narrow(Tensor tensor)

@@ -48,6 +48,24 @@ public enum AttentionMode
     Fused,
 }
 
+/// <summary>Whether activations are stored as quantized uint8 between operations (see <see cref="InferenceSessionOptions.ActivationQuantization"/>).</summary>
+public enum ActivationQuantization
+{
+    /// <summary>Activations stay in the precision's float type.</summary>
+    None,
+    /// <summary>
+    /// Each selected operation output is quantized over its own 0.1%..99.9% percentile range, widened to include 0,
+    /// measured when it is produced (as the original's dynamic quantization); operations read it dequantized.
+    /// </summary>
+    Dynamic,
+    /// <summary>
+    /// W8A8: each selected operation output is quantized over its calibrated range (<see cref="InferenceSessionOptions.RangeData"/>);
+    /// Conv, MatMul with a uint8 weight, Add, Sub, Mul, Sigmoid and Softmax run XNNPACK's uint8 kernels on quantized operands,
+    /// other operations read their inputs dequantized.
+    /// </summary>
+    Static,
+}
+
 /// <summary>Options of an <see cref="InferenceSession"/> (bind with Microsoft.Extensions.Options).</summary>
 public sealed class InferenceSessionOptions
 {
@@ -81,4 +99,26 @@ public sealed class InferenceSessionOptions
 
     /// <summary>Blocks of query rows of <see cref="AttentionMode.Sliced"/> attention (default 2, as the original).</summary>
     public int AttentionSlices { get; set; } = 2;
+
+    /// <summary>
+    /// Store activations as quantized uint8 (default none). Needs <see cref="Runtime.Precision.Float32"/>. Graph
+    /// outputs and requested extra outputs are never quantized.
+    /// </summary>
+    public ActivationQuantization ActivationQuantization { get; set; } = ActivationQuantization.None;
+
+    /// <summary>
+    /// The operation outputs to quantize, by node name or output tensor name; null: every float32 output of a
+    /// single-output operation (for <see cref="ActivationQuantization.Static"/>, every one with a range). The
+    /// original's SDXL UNet quantizes only a chosen set of its largest intermediates.
+    /// </summary>
+    public ISet<string>? QuantizedTensors { get; set; }
+
+    /// <summary>
+    /// The calibrated ranges of <see cref="ActivationQuantization.Static"/>. When null, <see cref="RangeDataPath"/> is
+    /// read, or else the model folder's <c>range_data.txt</c>.
+    /// </summary>
+    public RangeData? RangeData { get; set; }
+
+    /// <summary>A range_data.txt for <see cref="ActivationQuantization.Static"/>, read when <see cref="RangeData"/> is null.</summary>
+    public string? RangeDataPath { get; set; }
 }

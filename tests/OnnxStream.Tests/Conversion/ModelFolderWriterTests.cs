@@ -168,19 +168,19 @@ internal sealed class ModelFolderWriterTests
     {
         var allocator = new NativeAllocator();
         // 0..999: s[1] = 1 and s[998] = 998; widened to include 0.
-        var positive = WeightEncoding.Range(Enumerable.Range(0, 1000).Select(i => (float)i).ToArray(), allocator)!.Value;
+        var positive = WeightEncoding.Range(Enumerable.Range(0, 1000).Select(i => (float)i).ToArray())!.Value;
         Assert.That(positive.Scale, Is.EqualTo(998 / 255.0));
         Assert.That(positive.ZeroPoint, Is.Zero);
         // -500..499 shuffled, with NaN and infinities (not counted): s[1] = -499, s[998] = 498.
         var values = Enumerable.Range(-500, 1000).Select(i => (float)i).OrderBy(v => (v * 7919) % 1000)
             .Concat([float.NaN, float.PositiveInfinity, float.NegativeInfinity]).ToArray();
-        var mixed = WeightEncoding.Range(values, allocator)!.Value;
+        var mixed = WeightEncoding.Range(values)!.Value;
         Assert.That(mixed.Scale, Is.EqualTo(997 / 255.0));
         Assert.That(mixed.ZeroPoint, Is.EqualTo((int)(499 / (997 / 255.0))));
         Assert.That(mixed.TypeText, Is.EqualTo($"uint8[{PythonFloat.Format(997 / 255.0)},127]"));
-        Assert.That(WeightEncoding.Range([3f, 3f], allocator)!.Value.Scale, Is.EqualTo(3 / 255.0), "3..3 widened to 0..3");
-        Assert.That(WeightEncoding.Range([0f, 0f], allocator), Is.Null, "an empty range stays float32");
-        Assert.That(WeightEncoding.Range([1f, float.NaN], allocator), Is.Null, "one finite value of two stays float32");
+        Assert.That(WeightEncoding.Range([3f, 3f])!.Value.Scale, Is.EqualTo(3 / 255.0), "3..3 widened to 0..3");
+        Assert.That(WeightEncoding.Range([0f, 0f]), Is.Null, "an empty range stays float32");
+        Assert.That(WeightEncoding.Range([1f, float.NaN]), Is.Null, "one finite value of two stays float32");
         Assert.That(allocator.CurrentBytes, Is.Zero);
     }
 
