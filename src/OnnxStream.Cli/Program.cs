@@ -1,6 +1,7 @@
 using System.CommandLine;
 using OnnxStream;
 using OnnxStream.Cli;
+using OnnxStream.Cli.Bench;
 using OnnxStream.Graph;
 using OnnxStream.Operators;
 
@@ -12,6 +13,8 @@ root.Subcommands.Add(ConvertCommand.Create());
 root.Subcommands.Add(BenchKernelsCommand.Create());
 root.Subcommands.Add(BenchAttentionCommand.Create());
 root.Subcommands.Add(SynthCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(BenchChild.Create());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
