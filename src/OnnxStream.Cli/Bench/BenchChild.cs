@@ -107,8 +107,9 @@ internal static class BenchChild
             var profileFolder = trace ? Directory.CreateTempSubdirectory("onnxstream-bench-ort") : null;
             if (profileFolder is not null)
             {
-                options.EnableProfiling = true;
+                // The prefix first: setting EnableProfiling passes the prefix to ONNX Runtime.
                 options.ProfileOutputPathPrefix = Path.Combine(profileFolder.FullName, "profile");
+                options.EnableProfiling = true;
             }
             var baseline = ProcessMemory.CurrentRssBytes();
             var load = Stopwatch.StartNew();

@@ -26,11 +26,13 @@ internal static class BenchCommand
         var threads = new Option<int>("--threads") { Description = "Threads for each engine.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var json = new Option<string>("--json") { Description = "Write the results as JSON to this file." };
         var chart = new Option<string>("--chart") { Description = "Draw peak RSS and time per configuration to this PNG (default: the --json path with .png)." };
+        var markdown = new Option<string>("--markdown") { Description = "Write the table (Markdown) to this file." };
+        var title = new Option<string>("--title") { Description = "The chart's title (default: the model's file name)." };
         var inputs = new Option<string[]>("--input") { Description = "NAME=FILE.npy for an input (others get seeded random values from their declared shape).", AllowMultipleArgumentsPerToken = true };
         var seed = new Option<int>("--seed") { Description = "Seed of the random inputs.", DefaultValueFactory = _ => 0 };
         var trace = new Option<bool>("--trace") { Description = "Also report the time per operator type (this engine's trace, ONNX Runtime's profiler)." };
         var command = new Command("bench", "Compare this engine with ONNX Runtime on a model: time per run, peak RSS, ratios.")
-            { model, onnxStreamModel, engine, modes, runs, threads, json, chart, inputs, seed, trace };
+            { model, onnxStreamModel, engine, modes, runs, threads, json, chart, markdown, title, inputs, seed, trace };
         command.SetAction((result, cancellationToken) =>
         {
             var settings = new BenchSettings
@@ -47,7 +49,13 @@ internal static class BenchCommand
             };
             var report = Run(settings, Console.Out, cancellationToken);
             Console.WriteLine();
-            Console.Write(BenchTable.Format(report));
+            var table = BenchTable.Format(report);
+            Console.Write(table);
+            if (result.GetValue(markdown) is { } markdownPath)
+            {
+                File.WriteAllText(markdownPath, table);
+                Console.WriteLine($"wrote {markdownPath}");
+            }
             var jsonPath = result.GetValue(json);
             if (jsonPath is not null)
             {
@@ -57,7 +65,7 @@ internal static class BenchCommand
             var chartPath = result.GetValue(chart) ?? (jsonPath is null ? null : Path.ChangeExtension(jsonPath, ".png"));
             if (chartPath is not null)
             {
-                BenchChart.Draw(report, chartPath);
+                BenchChart.Draw(report, chartPath, result.GetValue(title));
                 Console.WriteLine($"wrote {chartPath}");
             }
             return Task.FromResult(report.Entries.Any(e => e.Measurement.Error is not null) ? 1 : 0);

@@ -18,7 +18,7 @@ internal static class BenchTable
         var rows = report.Entries.Select(e =>
         {
             var m = e.Measurement;
-            if (m.Error is not null) return (IReadOnlyList<string>)[e.Label, $"failed: {m.Error}"];
+            if (m.Error is not null) return (IReadOnlyList<string>)[e.Label, "failed"];
             var row = new List<string>
             {
                 e.Label, Number(m.LoadSeconds, "F2"), Number(m.FirstRunSeconds, "F2"),
@@ -33,6 +33,8 @@ internal static class BenchTable
             return row;
         }).ToList();
         var text = new StringBuilder(Pipe(header, rows));
+        foreach (var failed in report.Entries.Where(e => e.Measurement.Error is not null))
+            text.AppendLine().AppendLine($"{failed.Label} failed: {failed.Measurement.Error}");
         var traced = report.Entries.Where(e => e.Measurement.OperatorMilliseconds is { Count: > 0 }).ToList();
         if (traced.Count > 0)
         {
