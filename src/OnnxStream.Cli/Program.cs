@@ -15,6 +15,7 @@ root.Subcommands.Add(BenchAttentionCommand.Create());
 root.Subcommands.Add(SynthCommand.Create());
 root.Subcommands.Add(BenchCommand.Create());
 root.Subcommands.Add(BenchChild.Create());
+root.Subcommands.Add(BenchCommand.CreateReport());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

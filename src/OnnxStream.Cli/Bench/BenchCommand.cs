@@ -49,28 +49,49 @@ internal static class BenchCommand
             };
             var report = Run(settings, Console.Out, cancellationToken);
             Console.WriteLine();
-            var table = BenchTable.Format(report);
-            Console.Write(table);
-            if (result.GetValue(markdown) is { } markdownPath)
-            {
-                File.WriteAllText(markdownPath, table);
-                Console.WriteLine($"wrote {markdownPath}");
-            }
             var jsonPath = result.GetValue(json);
             if (jsonPath is not null)
             {
                 File.WriteAllText(jsonPath, BenchJson.Serialize(report));
                 Console.WriteLine($"wrote {jsonPath}");
             }
-            var chartPath = result.GetValue(chart) ?? (jsonPath is null ? null : Path.ChangeExtension(jsonPath, ".png"));
-            if (chartPath is not null)
-            {
-                BenchChart.Draw(report, chartPath, result.GetValue(title));
-                Console.WriteLine($"wrote {chartPath}");
-            }
+            Publish(report, result.GetValue(markdown), result.GetValue(chart) ?? (jsonPath is null ? null : Path.ChangeExtension(jsonPath, ".png")), result.GetValue(title));
             return Task.FromResult(report.Entries.Any(e => e.Measurement.Error is not null) ? 1 : 0);
         });
         return command;
+    }
+
+    /// <summary><c>onnxstream bench-report</c>: the table and chart of a report that <c>bench --json</c> wrote.</summary>
+    public static Command CreateReport()
+    {
+        var json = new Option<string>("--json") { Description = "A report written by bench --json.", Required = true };
+        var chart = new Option<string>("--chart") { Description = "Draw the chart to this PNG." };
+        var markdown = new Option<string>("--markdown") { Description = "Write the table (Markdown) to this file." };
+        var title = new Option<string>("--title") { Description = "The chart's title (default: the model's file name)." };
+        var command = new Command("bench-report", "Print the table of a bench --json report again, and draw its chart.") { json, chart, markdown, title };
+        command.SetAction(result =>
+        {
+            var report = BenchJson.Deserialize(File.ReadAllText(result.GetValue(json)!));
+            Publish(report, result.GetValue(markdown), result.GetValue(chart), result.GetValue(title));
+            return 0;
+        });
+        return command;
+    }
+
+    private static void Publish(BenchReport report, string? markdownPath, string? chartPath, string? title)
+    {
+        var table = BenchTable.Format(report);
+        Console.Write(table);
+        if (markdownPath is not null)
+        {
+            File.WriteAllText(markdownPath, table);
+            Console.WriteLine($"wrote {markdownPath}");
+        }
+        if (chartPath is not null)
+        {
+            BenchChart.Draw(report, chartPath, title);
+            Console.WriteLine($"wrote {chartPath}");
+        }
     }
 
     /// <summary>Measures every configuration of <paramref name="settings"/>, one child process each, writing progress to <paramref name="progress"/>.</summary>
