@@ -7,7 +7,7 @@
 #   docs/bench/run-benchmarks.sh [unet] [vae] [text]      (default: all three)
 #
 # Environment: BENCH_MODELS (where models go, default /tmp/onnxstream-bench-models; the UNet needs 6.1 GB),
-# BENCH_RUNS (default 2), BENCH_THREADS (default 2), BENCH_CLEAN=1 (delete each model after measuring it).
+# BENCH_RUNS (default 2), BENCH_ROUNDS (default 1: see bench --rounds), BENCH_THREADS (default 2), BENCH_CLEAN=1 (delete each model after measuring it).
 # A full run takes about 30 minutes on the 2-core development machine.
 set -euo pipefail
 
@@ -45,7 +45,7 @@ bench() {
     prepare "$arch"
     echo "== $name: load average $(cut -d' ' -f1-3 /proc/loadavg)"
     "$cli" bench --model "$models/$arch/model.onnx" --onnxstream-model "$models/$arch-fp16" --engine both \
-        --runs "$runs" --threads "$threads" --trace --title "$title" \
+        --runs "$runs" --rounds "${BENCH_ROUNDS:-1}" --threads "$threads" --trace --title "$title" \
         --json "$docs/bench/$name.json" --chart "$docs/bench-$name.png" --markdown "$docs/bench/$name.md" \
         $(printf -- '--mode %s ' "$@") || echo "warning: a configuration of $name failed (see the table)"
     splice "$name"

@@ -29,10 +29,16 @@ internal static class BenchCommand
         var markdown = new Option<string>("--markdown") { Description = "Write the table (Markdown) to this file." };
         var title = new Option<string>("--title") { Description = "The chart's title (default: the model's file name)." };
         var inputs = new Option<string[]>("--input") { Description = "NAME=FILE.npy for an input (others get seeded random values from their declared shape).", AllowMultipleArgumentsPerToken = true };
+        var rounds = new Option<int>("--rounds")
+        {
+            Description = "Measure the configurations this many times in turn (A B C A B C) and report each one's fastest round, " +
+                          "with the highest peak RSS of its rounds (on a shared machine, other processes' load only adds time).",
+            DefaultValueFactory = _ => 1,
+        };
         var seed = new Option<int>("--seed") { Description = "Seed of the random inputs.", DefaultValueFactory = _ => 0 };
         var trace = new Option<bool>("--trace") { Description = "Also report the time per operator type (this engine's trace, ONNX Runtime's profiler)." };
         var command = new Command("bench", "Compare this engine with ONNX Runtime on a model: time per run, peak RSS, ratios.")
-            { model, onnxStreamModel, engine, modes, runs, threads, json, chart, markdown, title, inputs, seed, trace };
+            { model, onnxStreamModel, engine, modes, runs, rounds, threads, json, chart, markdown, title, inputs, seed, trace };
         command.SetAction((result, cancellationToken) =>
         {
             var settings = new BenchSettings
@@ -42,6 +48,7 @@ internal static class BenchCommand
                 Engines = result.GetValue(engine) switch { "ort" => [BenchEngine.Ort], "onnxstream" => [BenchEngine.OnnxStream], _ => [BenchEngine.OnnxStream, BenchEngine.Ort] },
                 Modes = result.GetValue(modes) ?? [],
                 Runs = result.GetValue(runs),
+                Rounds = result.GetValue(rounds),
                 Threads = result.GetValue(threads),
                 Inputs = ParsePairs(result.GetValue(inputs)),
                 Seed = result.GetValue(seed),
@@ -99,31 +106,38 @@ internal static class BenchCommand
     {
         if (settings.Runs < 1) throw new ArgumentException("--runs must be at least 1.");
         if (settings.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
+        if (settings.Rounds < 1) throw new ArgumentException("--rounds must be at least 1.");
         var configurations = BenchMode.Select(settings.Engines, settings.Modes);
         var environment = BenchEnvironment.Current();
         var folder = Directory.CreateTempSubdirectory("onnxstream-bench");
         try
         {
             var inputs = BenchInputs.Write(Graph.ModelLoader.Load(settings.Model), folder.FullName, settings.Seed, settings.Inputs);
-            var measurements = new List<BenchMeasurement>();
-            for (var i = 0; i < configurations.Count; i++)
-            {
-                var mode = configurations[i];
-                progress.WriteLine($"[{i + 1}/{configurations.Count}] {mode.Label}: {settings.Runs} run(s), {settings.Threads} thread(s)");
-                var model = mode.Engine == BenchEngine.OnnxStream ? settings.OnnxStreamModel ?? settings.Model : settings.Model;
-                var measurement = RunChild(mode, model, inputs, settings, progress, cancellationToken);
-                progress.WriteLine(measurement.Error is { } error
-                    ? $"    failed: {error}"
-                    : $"    first run {measurement.FirstRunSeconds:F2} s, then {measurement.SteadyRunSeconds:F2} s/run; peak RSS {measurement.PeakRssBytes / 1048576.0:F0} MiB");
-                measurements.Add(measurement);
-            }
+            // Round-robin (A B C A B C): each configuration meets the same mix of other processes' load.
+            var rounds = configurations.Select(_ => new List<BenchMeasurement>()).ToList();
+            var inOrder = new List<BenchMeasurement>();
+            for (var round = 0; round < settings.Rounds; round++)
+                for (var i = 0; i < configurations.Count; i++)
+                {
+                    var mode = configurations[i];
+                    var roundText = settings.Rounds > 1 ? $" round {round + 1}/{settings.Rounds}," : "";
+                    progress.WriteLine($"[{i + 1}/{configurations.Count}] {mode.Label}:{roundText} {settings.Runs} run(s), {settings.Threads} thread(s)");
+                    var model = mode.Engine == BenchEngine.OnnxStream ? settings.OnnxStreamModel ?? settings.Model : settings.Model;
+                    var measurement = RunChild(mode, model, inputs, settings, progress, cancellationToken);
+                    progress.WriteLine(measurement.Error is { } error
+                        ? $"    failed: {error}"
+                        : $"    first run {measurement.FirstRunSeconds:F2} s, then {measurement.SteadyRunSeconds:F2} s/run; peak RSS {measurement.PeakRssBytes / 1048576.0:F0} MiB");
+                    rounds[i].Add(measurement);
+                    inOrder.Add(measurement);
+                }
             environment.LoadAverageAtEnd = BenchEnvironment.LoadAverage();
             return new BenchReport
             {
                 Model = Path.GetFullPath(settings.Model),
                 OnnxStreamModel = Path.GetFullPath(settings.OnnxStreamModel ?? settings.Model),
-                Threads = settings.Threads, Runs = settings.Runs, Environment = environment,
-                Entries = BenchReport.Compare(measurements),
+                Threads = settings.Threads, Runs = settings.Runs, Rounds = settings.Rounds, Environment = environment,
+                Entries = BenchReport.Compare(rounds.Select(BenchMeasurement.BestOf).ToList()),
+                AllRounds = settings.Rounds > 1 ? inOrder : null,
             };
         }
         finally
@@ -218,6 +232,9 @@ internal sealed record BenchSettings
 
     /// <summary>Runs per configuration.</summary>
     public int Runs { get; init; } = 3;
+
+    /// <summary>Times each configuration is measured, in turn with the others (see <see cref="BenchMeasurement.BestOf"/>).</summary>
+    public int Rounds { get; init; } = 1;
 
     /// <summary>Threads per engine.</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;

@@ -33,6 +33,17 @@ internal sealed record BenchMeasurement
     /// <summary>Why the configuration has no figures (the child failed), or null.</summary>
     public string? Error { get; init; }
 
+    /// <summary>
+    /// One configuration's figures from several rounds: the round with the shortest steady time per run (other
+    /// processes' load only adds time), with the highest peak RSS of all rounds; the first failure when every round failed.
+    /// </summary>
+    public static BenchMeasurement BestOf(IReadOnlyList<BenchMeasurement> rounds)
+    {
+        var succeeded = rounds.Where(m => m.Error is null).ToList();
+        if (succeeded.Count == 0) return rounds[0];
+        return succeeded.MinBy(m => m.SteadyRunSeconds)! with { PeakRssBytes = succeeded.Max(m => m.PeakRssBytes) };
+    }
+
     /// <summary>The first run's seconds.</summary>
     [JsonIgnore]
     public double? FirstRunSeconds => RunSeconds.Length > 0 ? RunSeconds[0] : null;
@@ -143,6 +154,12 @@ internal sealed record BenchReport
 
     /// <summary>Runs per configuration.</summary>
     public int Runs { get; init; }
+
+    /// <summary>Rounds per configuration (see <see cref="BenchMeasurement.BestOf"/>).</summary>
+    public int Rounds { get; init; } = 1;
+
+    /// <summary>Every round's measurement, in the order they ran, when there was more than one round.</summary>
+    public IReadOnlyList<BenchMeasurement>? AllRounds { get; init; }
 
     /// <summary>The machine.</summary>
     public required BenchEnvironment Environment { get; init; }

@@ -106,6 +106,20 @@ public class BenchTests
     }
 
     [Test]
+    public void SeveralRoundsKeepTheFastestRoundAndTheHighestPeakRss()
+    {
+        BenchMeasurement Round(double[] seconds, long rss, string? error = null) =>
+            new() { Engine = "ort", Mode = "default", RunSeconds = seconds, PeakRssBytes = rss, Error = error };
+        var best = BenchMeasurement.BestOf([Round([9, 8], 500), Round([12, 6], 300), Round([], 0, "exit code 137")]);
+        Assert.Multiple(() =>
+        {
+            Assert.That(best.RunSeconds, Is.EqualTo(new double[] { 12, 6 }));
+            Assert.That(best.PeakRssBytes, Is.EqualTo(500));
+            Assert.That(BenchMeasurement.BestOf([Round([], 0, "first"), Round([], 0, "second")]).Error, Is.EqualTo("first"));
+        });
+    }
+
+    [Test]
     public void OrtProfileKernelTimesAreSummedPerOperatorTypeAndRun()
     {
         const string profile = """
@@ -136,12 +150,13 @@ public class BenchTests
             var model = OnnxModelWriter.Write(graph, Path.Combine(folder.FullName, "model.onnx")).ModelPath;
             var json = Path.Combine(folder.FullName, "report.json");
 
-            var (exitCode, output) = RunCli("bench", "--model", model, "--engine", "both", "--runs", "1", "--threads", "1",
+            var (exitCode, output) = RunCli("bench", "--model", model, "--engine", "both", "--runs", "1", "--rounds", "2", "--threads", "1",
                 "--mode", "ram/fused", "--mode", "ort:default", "--mode", "ort:lean", "--json", json);
 
             Assert.That(exitCode, Is.Zero, output);
             var report = BenchJson.Deserialize(File.ReadAllText(json));
             Assert.That(report.Entries.Select(e => e.Label), Is.EqualTo(new[] { "onnxstream:ram/fp32/fused", "ort:default", "ort:lean" }));
+            Assert.That(report.AllRounds!.Select(m => m.Mode), Is.EqualTo(new[] { "ram/fp32/fused", "default", "lean", "ram/fp32/fused", "default", "lean" }));
             foreach (var entry in report.Entries)
             {
                 var m = entry.Measurement;
