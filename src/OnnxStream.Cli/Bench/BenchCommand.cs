@@ -196,7 +196,9 @@ internal static class BenchCommand
     private static (string FileName, string[] Prefix) SelfInvocation()
     {
         var process = Environment.ProcessPath ?? "dotnet";
-        var name = Path.GetFileNameWithoutExtension(process);
+        // Not GetFileNameWithoutExtension: the app host "OnnxStream.Cli" has no extension to strip.
+        var name = Path.GetFileName(process);
+        if (name.EndsWith(".exe", StringComparison.OrdinalIgnoreCase)) name = name[..^4];
         var assembly = typeof(BenchCommand).Assembly.Location;
         if (name == Path.GetFileNameWithoutExtension(assembly) || name == "onnxstream") return (process, []);
         return (name.Equals("dotnet", StringComparison.OrdinalIgnoreCase) ? process : "dotnet", [assembly]);
