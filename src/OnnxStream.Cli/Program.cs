@@ -1,6 +1,7 @@
 using System.CommandLine;
 using OnnxStream;
 using OnnxStream.Cli;
+using OnnxStream.Cli.Bench;
 using OnnxStream.Graph;
 using OnnxStream.Operators;
 
@@ -14,6 +15,9 @@ root.Subcommands.Add(BenchKernelsCommand.Create());
 root.Subcommands.Add(BenchAttentionCommand.Create());
 root.Subcommands.Add(SynthCommand.Create());
 root.Subcommands.Add(SdCommand.Create());
+root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(BenchChild.Create());
+root.Subcommands.Add(BenchCommand.CreateReport());
 try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });

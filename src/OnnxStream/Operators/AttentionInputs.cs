@@ -58,9 +58,10 @@ internal sealed unsafe class AttentionInputs : IDisposable
 
             if (context.OptionalInput(3) is { } scale)
             {
-                if (scale.ElementCount != 1 || scale.ElementType != ElementType.Float32)
+                if (scale.ElementCount != 1 || scale.ElementType is not (ElementType.Float32 or ElementType.Float16))
                     throw context.Error($"the scale must be one float value, not {scale}");
-                Scale = scale.Span<float>()[0];
+                // A float16 weight stays float16 under the float16 precisions.
+                Scale = scale.ElementType == ElementType.Float16 ? (float)scale.Span<Half>()[0] : scale.Span<float>()[0];
                 ScaleDivides = context.Attributes.GetInt("scale_divides", 0) != 0;
             }
             if (context.OptionalInput(4) is { } mask)
