@@ -13,7 +13,9 @@ internal enum BenchEngine
 
 /// <summary>
 /// One configuration to measure: an engine and its mode. This engine's modes are
-/// <c>PROVIDER[/PRECISION][/ATTENTION]</c> (e.g. <c>prefetch/fp16/fused</c>); ONNX Runtime's are
+/// <c>PROVIDER[/PRECISION][/ATTENTION][/QUANTIZATION]</c> (e.g. <c>prefetch/fp16/fused</c>,
+/// <c>nocache/fp32/plain/u8-static</c>: uint8 activations, static from the folder's range_data.txt or
+/// dynamic); ONNX Runtime's are
 /// <c>default</c> (default session options) and <c>lean</c> (arena off, memory pattern off, sequential).
 /// </summary>
 internal sealed record BenchMode(BenchEngine Engine, string Name)
@@ -21,6 +23,7 @@ internal sealed record BenchMode(BenchEngine Engine, string Name)
     private static readonly string[] Providers = ["prefetch", "nocache", "ram", "mmap"];
     private static readonly string[] Precisions = ["fp32", "fp16-storage", "fp16"];
     private static readonly string[] Attentions = ["plain", "sliced", "fused"];
+    private static readonly string[] Quantizations = ["u8-dynamic", "u8-static"];
 
     /// <summary>ONNX Runtime's modes.</summary>
     public static IReadOnlyList<string> OrtModes { get; } = ["default", "lean"];
@@ -57,7 +60,8 @@ internal sealed record BenchMode(BenchEngine Engine, string Name)
             throw new ArgumentException(engine == BenchEngine.Ort
                 ? $"'{text}' is not an ONNX Runtime mode: expected {string.Join(" or ", OrtModes)}."
                 : $"'{text}' is not an onnxstream mode: expected PROVIDER[/PRECISION][/ATTENTION] with a provider among {string.Join(", ", Providers)}, " +
-                  $"a precision among {string.Join(", ", Precisions)} and an attention among {string.Join(", ", Attentions)}.");
+                  $"a precision among {string.Join(", ", Precisions)}, an attention among {string.Join(", ", Attentions)} " +
+                  $"and optionally a quantization among {string.Join(", ", Quantizations)}.");
         return mode;
     }
 
@@ -71,15 +75,16 @@ internal sealed record BenchMode(BenchEngine Engine, string Name)
             mode = new BenchMode(engine, text);
             return true;
         }
-        string? provider = null, precision = null, attention = null;
+        string? provider = null, precision = null, attention = null, quantization = null;
         foreach (var part in text.Split('/'))
         {
             if (Providers.Contains(part) && provider is null) provider = part;
             else if (Precisions.Contains(part) && precision is null) precision = part;
             else if (Attentions.Contains(part) && attention is null) attention = part;
+            else if (Quantizations.Contains(part) && quantization is null) quantization = part;
             else return false;
         }
-        mode = new BenchMode(engine, $"{provider ?? "prefetch"}/{precision ?? "fp32"}/{attention ?? "plain"}");
+        mode = new BenchMode(engine, $"{provider ?? "prefetch"}/{precision ?? "fp32"}/{attention ?? "plain"}{(quantization is null ? "" : "/" + quantization)}");
         return true;
     }
 
@@ -98,6 +103,8 @@ internal sealed record BenchMode(BenchEngine Engine, string Name)
             },
             Precision = parts[1] switch { "fp16" => Precision.Float16Arithmetic, "fp16-storage" => Precision.Float16Storage, _ => Precision.Float32 },
             Attention = parts[2] switch { "sliced" => AttentionMode.Sliced, "fused" => AttentionMode.Fused, _ => AttentionMode.Plain },
+            ActivationQuantization = parts.Length < 4 ? ActivationQuantization.None
+                : parts[3] == "u8-static" ? ActivationQuantization.Static : ActivationQuantization.Dynamic,
         };
     }
 

@@ -20,7 +20,12 @@ public class BenchTests
             Assert.That(options.Precision, Is.EqualTo(Precision.Float16Arithmetic));
             Assert.That(options.Attention, Is.EqualTo(AttentionMode.Fused));
             Assert.That(options.Threads, Is.EqualTo(3));
+            Assert.That(options.ActivationQuantization, Is.EqualTo(ActivationQuantization.None));
         });
+        var quantized = BenchMode.Parse(BenchEngine.OnnxStream, "u8-static/nocache");
+        Assert.That(quantized.Name, Is.EqualTo("nocache/fp32/plain/u8-static"));
+        Assert.That(quantized.ToSessionOptions(1).ActivationQuantization, Is.EqualTo(ActivationQuantization.Static));
+        Assert.That(BenchMode.Parse(BenchEngine.OnnxStream, "u8-dynamic").ToSessionOptions(1).ActivationQuantization, Is.EqualTo(ActivationQuantization.Dynamic));
     }
 
     [TestCase("onnxstream", "default")]
