@@ -39,7 +39,8 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
         void Work(int worker)
         {
             var memory = (float*)scratchBase + (long)worker * plan.WorkerFloats;
-            for (int item; (item = Interlocked.Increment(ref next)) < items;) plan.Run(item, memory);
+            var packedFor = -1; // the batch item whose only key block this worker's scratch holds packed
+            for (int item; (item = Interlocked.Increment(ref next)) < items;) plan.Run(item, memory, ref packedFor);
         }
         if (workers == 1) Work(0);
         else Parallel.For(0, workers, context.Parallel, Work);
@@ -61,12 +62,17 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
 
         /// <summary>
         /// Floats of a worker's scratch: scores [rows, keys], output accumulators [rows, Dv], running max and sum,
-        /// and the current key block as [D, keys] and value block as [keys, Dv], both zero-padded to whole vectors.
+        /// the current key block as [D, keys] and value block as [keys, Dv], both zero-padded to whole vectors, and
+        /// the rows' new maxima.
         /// </summary>
-        public int WorkerFloats => rowBlock * _keyStride + rowBlock * _valueStride + 2 * rowBlock + inputs.D * _keyStride + keyBlock * _valueStride;
+        public int WorkerFloats => rowBlock * _keyStride + rowBlock * _valueStride + 2 * rowBlock + inputs.D * _keyStride + keyBlock * _valueStride + rowBlock;
 
-        /// <summary>Rows of query block <paramref name="item"/> (batch item × row block) into the output.</summary>
-        public void Run(int item, float* memory)
+        /// <summary>
+        /// Rows of query block <paramref name="item"/> (batch item × row block) into the output. When all keys fit
+        /// in one block (cross-attention's 77), the packed K and V stay in the worker's scratch for the next row
+        /// block of the same batch item (<paramref name="packedFor"/>), as items come in batch-item order.
+        /// </summary>
+        public void Run(int item, float* memory, ref int packedFor)
         {
             var (lq, lk, d, dv) = (inputs.Lq, inputs.Lk, inputs.D, inputs.Dv);
             var batchItem = item / RowBlocks;
@@ -89,30 +95,43 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
             {
                 var keys = Math.Min(keyBlock, lk - key0);
                 var paddedKeys = RoundUp(keys);
-                PackKeys(k, key0, keys, paddedKeys, keyBlockT);
-                PackValues(v, key0, keys, valueBlock);
+                if (keys < lk || packedFor != batchItem)
+                {
+                    PackKeys(k, key0, keys, paddedKeys, keyBlockT);
+                    PackValues(v, key0, keys, valueBlock);
+                    packedFor = keys < lk ? -1 : batchItem;
+                }
                 // Scores [rows, keys] = Q rows · K'[:, key0..] (the padded columns are computed and ignored).
                 BlockGemm.Multiply(rows, paddedKeys, d, q, d, keyBlockT, paddedKeys, scores, _keyStride, accumulate: false);
+                // Scale, mask and shift each row by its new running maximum; then one Exp over the whole block.
+                var newMax = new Span<float>(valueBlock + keyBlock * _valueStride, rows);
                 for (var r = 0; r < rows; r++)
                 {
                     var row = new Span<float>(scores + r * _keyStride, keys);
                     inputs.ScaleAndMask(row, batchItem, row0 + r, key0);
-                    var newMax = MathF.Max(max[r], TensorPrimitives.Max(row));
-                    if (float.IsNegativeInfinity(newMax))
+                    newMax[r] = MathF.Max(max[r], TensorPrimitives.Max(row));
+                    // Every score so far -inf: the row adds nothing yet (exp of -inf is 0).
+                    TensorPrimitives.Subtract(row, float.IsNegativeInfinity(newMax[r]) ? 0f : newMax[r], row);
+                }
+                var block = new Span<float>(scores, (rows - 1) * _keyStride + keys);
+                TensorPrimitives.Exp(block, block);
+                for (var r = 0; r < rows; r++)
+                {
+                    if (float.IsNegativeInfinity(newMax[r])) continue;
+                    var row = new Span<float>(scores + r * _keyStride, keys);
+                    if (float.IsNegativeInfinity(max[r]))
+                        sum[r] = TensorPrimitives.Sum(row); // the first keys with a score: the accumulators are still zero
+                    else
                     {
-                        row.Clear(); // every score so far is -inf: nothing to add yet
-                        continue;
+                        var correction = MathF.Exp(max[r] - newMax[r]);
+                        sum[r] = sum[r] * correction + TensorPrimitives.Sum(row);
+                        if (correction != 1f)
+                        {
+                            var accumulator = new Span<float>(accumulators + r * _valueStride, dv);
+                            TensorPrimitives.Multiply(accumulator, correction, accumulator);
+                        }
                     }
-                    TensorPrimitives.Subtract(row, newMax, row);
-                    TensorPrimitives.Exp(row, row);
-                    var correction = MathF.Exp(max[r] - newMax);
-                    sum[r] = sum[r] * correction + TensorPrimitives.Sum(row);
-                    if (correction != 1f)
-                    {
-                        var accumulator = new Span<float>(accumulators + r * _valueStride, dv);
-                        TensorPrimitives.Multiply(accumulator, correction, accumulator);
-                    }
-                    max[r] = newMax;
+                    max[r] = newMax[r];
                 }
                 // Accumulators [rows, Dv] += P · V[key0.., :].
                 BlockGemm.Multiply(rows, _valueStride, keys, scores, _keyStride, valueBlock, _valueStride, accumulators, _valueStride, accumulate: true);
