@@ -153,6 +153,9 @@ internal sealed unsafe class AttentionInputs : IDisposable
 
     private long MaskColumnStride { get; }
 
+    /// <summary>Whether an additive mask applies to the scores.</summary>
+    public bool HasMask => _mask is not null;
+
     /// <summary>Whether <see cref="ScaleAndMask"/> changes anything.</summary>
     public bool TransformsScores => Scale is not null || _mask is not null;
 

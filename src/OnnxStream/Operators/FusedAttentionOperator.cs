@@ -1,4 +1,5 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using OnnxStream.Kernels;
 using OnnxStream.Tensors;
 
 namespace OnnxStream.Operators;
@@ -19,6 +20,9 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
     /// <summary>Keys per block: a [60, 256] float block of scores is 60 KiB, in L2 beside its K and V blocks.</summary>
     private const int KeyBlock = 256;
 
+    /// <summary>Scores per work item when all keys fit in one block: a [rows, keys] float block of 64 KiB.</summary>
+    private const int SingleBlockScores = 1 << 14;
+
     /// <inheritdoc />
     public void Run(OperatorContext context)
     {
@@ -30,7 +34,9 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
             output.Bytes.Clear();
             return;
         }
-        var plan = new Plan(inputs, output, Math.Min(RowBlock, inputs.Lq), Math.Min(KeyBlock, inputs.Lk));
+        // All keys in one block (cross-attention): more rows per item, so the native calls per item stay few.
+        var rowBlock = inputs.Lk <= KeyBlock ? Math.Max(RowBlock, SingleBlockScores / inputs.Lk) : RowBlock;
+        var plan = new Plan(inputs, output, Math.Min(rowBlock, inputs.Lq), Math.Min(KeyBlock, inputs.Lk));
         var items = inputs.Batch * plan.RowBlocks;
         var workers = Math.Min(context.Parallel.MaxDegreeOfParallelism, items);
         using var scratch = context.Scratch(ElementType.Float32, [workers, plan.WorkerFloats]);
@@ -39,11 +45,49 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
         void Work(int worker)
         {
             var memory = (float*)scratchBase + (long)worker * plan.WorkerFloats;
-            var packedFor = -1; // the batch item whose only key block this worker's scratch holds packed
-            for (int item; (item = Interlocked.Increment(ref next)) < items;) plan.Run(item, memory, ref packedFor);
+            if (plan.SingleKeyBlock)
+            {
+                using var kernels = new WorkerKernels();
+                for (int item; (item = Interlocked.Increment(ref next)) < items;) plan.RunSingleBlock(item, memory, kernels);
+                return;
+            }
+            for (int item; (item = Interlocked.Increment(ref next)) < items;) plan.Run(item, memory);
         }
         if (workers == 1) Work(0);
         else Parallel.For(0, workers, context.Parallel, Work);
+    }
+
+    /// <summary>
+    /// A worker's native products for one batch item whose keys all fit in one block: Q·Kᵀ and P·V as XNNPACK
+    /// fully-connected operators packed from that item's K and V (tiny: 77×40 for cross-attention) on the worker's
+    /// own one-thread pool, reused for every row block of the item the worker takes.
+    /// </summary>
+    private sealed class WorkerKernels : IDisposable
+    {
+        public XnnThreadPool Pool { get; } = XnnThreadPool.Create(1);
+        public int BatchItem { get; private set; } = -1;
+        public FullyConnectedOperator? Scores { get; private set; }
+        public FullyConnectedOperator? Values { get; private set; }
+
+        public void Prepare(int batchItem, AttentionInputs inputs, float* k, float* v)
+        {
+            if (batchItem == BatchItem) return;
+            Scores?.Dispose();
+            Values?.Dispose();
+            Scores = Values = null;
+            var (lk, d, dv) = (inputs.Lk, inputs.D, inputs.Dv);
+            // Scores: output channels = keys, input channels = D; K is [Lk, D] when transposed by the graph, else [D, Lk].
+            Scores = FullyConnectedOperator.CreateFloat32(d, lk, new ReadOnlySpan<float>(k, lk * d), transposeWeights: !inputs.KTransposed);
+            Values = FullyConnectedOperator.CreateFloat32(lk, dv, new ReadOnlySpan<float>(v, lk * dv), transposeWeights: true);
+            BatchItem = batchItem;
+        }
+
+        public void Dispose()
+        {
+            Scores?.Dispose();
+            Values?.Dispose();
+            Pool.Dispose();
+        }
     }
 
     /// <summary>The blocking of one run and the work of one item.</summary>
@@ -65,14 +109,11 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
         /// the current key block as [D, keys] and value block as [keys, Dv], both zero-padded to whole vectors, and
         /// the rows' new maxima.
         /// </summary>
-        public int WorkerFloats => rowBlock * _keyStride + rowBlock * _valueStride + 2 * rowBlock + inputs.D * _keyStride + keyBlock * _valueStride + rowBlock;
+        public int WorkerFloats => Math.Max(rowBlock * _keyStride + rowBlock * _valueStride + 2 * rowBlock + inputs.D * _keyStride + keyBlock * _valueStride + rowBlock,
+            2 * rowBlock * Math.Max(_keyStride, _valueStride));
 
-        /// <summary>
-        /// Rows of query block <paramref name="item"/> (batch item × row block) into the output. When all keys fit
-        /// in one block (cross-attention's 77), the packed K and V stay in the worker's scratch for the next row
-        /// block of the same batch item (<paramref name="packedFor"/>), as items come in batch-item order.
-        /// </summary>
-        public void Run(int item, float* memory, ref int packedFor)
+        /// <summary>Rows of query block <paramref name="item"/> (batch item × row block) into the output.</summary>
+        public void Run(int item, float* memory)
         {
             var (lq, lk, d, dv) = (inputs.Lq, inputs.Lk, inputs.D, inputs.Dv);
             var batchItem = item / RowBlocks;
@@ -95,12 +136,8 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
             {
                 var keys = Math.Min(keyBlock, lk - key0);
                 var paddedKeys = RoundUp(keys);
-                if (keys < lk || packedFor != batchItem)
-                {
-                    PackKeys(k, key0, keys, paddedKeys, keyBlockT);
-                    PackValues(v, key0, keys, valueBlock);
-                    packedFor = keys < lk ? -1 : batchItem;
-                }
+                PackKeys(k, key0, keys, paddedKeys, keyBlockT);
+                PackValues(v, key0, keys, valueBlock);
                 // Scores [rows, keys] = Q rows · K'[:, key0..] (the padded columns are computed and ignored).
                 BlockGemm.Multiply(rows, paddedKeys, d, q, d, keyBlockT, paddedKeys, scores, _keyStride, accumulate: false);
                 // Scale, mask and shift each row by its new running maximum; then one Exp over the whole block.
@@ -147,6 +184,48 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
                 else
                     accumulator.CopyTo(new Span<float>((float*)_output + outputRow0 + (long)r * dv, dv));
             }
+        }
+
+        /// <summary>Whether every key fits in one block: then the block products run natively (<see cref="RunSingleBlock"/>).</summary>
+        public bool SingleKeyBlock => inputs.Lk <= keyBlock;
+
+        /// <summary>
+        /// <see cref="Run"/> when all keys fit in one block: plain softmax attention on the item's rows (no running
+        /// rescale is needed), its two products and the softmax native (the worker's operators and pool). Uses the
+        /// scratch's first two [rows, keys] areas (scores, probabilities; the second also holds a float16 output's rows).
+        /// </summary>
+        public void RunSingleBlock(int item, float* memory, WorkerKernels kernels)
+        {
+            var (lq, lk, d, dv) = (inputs.Lq, inputs.Lk, inputs.D, inputs.Dv);
+            var batchItem = item / RowBlocks;
+            var row0 = item % RowBlocks * rowBlock;
+            var rows = Math.Min(rowBlock, lq - row0);
+            kernels.Prepare(batchItem, inputs, _k + inputs.KOffsets[batchItem], _v + inputs.VOffsets[batchItem]);
+            var scores = memory;
+            var probabilities = memory + rowBlock * Math.Max(_keyStride, _valueStride);
+            var q = _q + inputs.QOffsets[batchItem] + (long)row0 * d;
+            using (var input = Memory.NativeBuffer<float>.Wrap(q, rows * d))
+            using (var result = Memory.NativeBuffer<float>.Wrap(scores, rows * lk))
+                kernels.Scores!.Run(kernels.Pool, rows, input, result);
+            var block = new Span<float>(scores, rows * lk);
+            if (inputs.HasMask)
+                for (var r = 0; r < rows; r++) inputs.ScaleAndMask(block.Slice(r * lk, lk), batchItem, row0 + r, 0);
+            else if (inputs.Scale is { } scale)
+            {
+                if (inputs.ScaleDivides) TensorPrimitives.Divide(block, scale, block);
+                else TensorPrimitives.Multiply(block, scale, block);
+            }
+            using (var input = Memory.NativeBuffer<float>.Wrap(scores, rows * lk))
+            using (var result = Memory.NativeBuffer<float>.Wrap(probabilities, rows * lk))
+                ActivationKernels.Softmax(kernels.Pool, rows, lk, input, result);
+            // The rows of one batch item are contiguous in the output: P·V straight into it when it is float32.
+            var outputRows = (long)batchItem * lq * dv + (long)row0 * dv;
+            var values = _halfOutput ? scores : (float*)_output + outputRows;
+            using (var input = Memory.NativeBuffer<float>.Wrap(probabilities, rows * lk))
+            using (var result = Memory.NativeBuffer<float>.Wrap(values, rows * dv))
+                kernels.Values!.Run(kernels.Pool, rows, input, result);
+            if (_halfOutput)
+                TensorPrimitives.ConvertToHalf(new ReadOnlySpan<float>(values, rows * dv), new Span<Half>((Half*)_output + outputRows, rows * dv));
         }
 
         /// <summary>Keys key0.. of one batch item as [D, paddedKeys] (K' rows, or K transposed), zero past <paramref name="keys"/>.</summary>
