@@ -132,26 +132,16 @@ internal sealed unsafe class AveragePoolOperator : IOperator
         if (rank is < 3 or > 5)
             throw context.Error($"X must be 3-D [N,C,L], 4-D NCHW or 5-D NCDHW, got {AxisHelper.Format(x.Shape)} (only 1-D to 3-D pooling is supported)");
         var spatial = rank - 2;
-        var kernelShape = context.Attributes.GetInts("kernel_shape")
-            ?? throw context.Error("attribute 'kernel_shape' is required");
-        if (kernelShape.Length != spatial)
-            throw context.Error($"kernel_shape {AxisHelper.Format(kernelShape)} must have {spatial} values for X {AxisHelper.Format(x.Shape)}");
-        if (kernelShape.Any(k => k < 1 || k > int.MaxValue / 4))
-            throw context.Error($"kernel_shape {AxisHelper.Format(kernelShape)} must be positive");
-        var ceilMode = context.Attributes.GetInt("ceil_mode", 0);
-        if (ceilMode is not (0 or 1))
-            throw context.Error($"ceil_mode {ceilMode} must be 0 or 1");
-        var countIncludePad = context.Attributes.GetInt("count_include_pad", 0);
-        if (countIncludePad is not (0 or 1))
-            throw context.Error($"count_include_pad {countIncludePad} must be 0 or 1");
-        var kernel = kernelShape.Select(k => (int)k).ToArray();
+        var kernel = Layout.PoolingKernel(context, x, spatial);
+        var ceilMode = context.Flag("ceil_mode");
+        var countIncludePad = context.Flag("count_include_pad");
         var input = x.Shape[2..];
         var autoPad = context.Attributes.GetString("auto_pad", "NOTSET");
         var explicitPads = context.Attributes.GetInts("pads");
         if (autoPad == "NOTSET" && explicitPads is not null && explicitPads.Length == 2 * spatial &&
             explicitPads.Where((p, i) => p >= kernel[i % spatial]).Any())
-            throw context.Error($"pads {AxisHelper.Format(explicitPads)} must be smaller than kernel_shape {AxisHelper.Format(kernelShape)}");
-        var outputSpatial = Layout.WindowGeometry(context, input, kernel, ceilMode == 1, out var pads, out var strides, out var dilations);
+            throw context.Error($"pads {AxisHelper.Format(explicitPads)} must be smaller than kernel_shape {AxisHelper.Format(kernel)}");
+        var outputSpatial = Layout.WindowGeometry(context, input, kernel, ceilMode, out var pads, out var strides, out var dilations);
 
         // ceil_mode grows the end pads in `pads`; the divisor counts only the pads the node asked for.
         var padEnd = new int[spatial];
@@ -174,6 +164,6 @@ internal sealed unsafe class AveragePoolOperator : IOperator
         outputShape[1] = x.Shape[1];
         outputSpatial.CopyTo(outputShape, 2);
         return new PoolPlan(To3D(input, 1), To3D(outputSpatial, 1), To3D(kernel, 1), To3D(strides, 1), To3D(dilations, 1),
-            To3D(pads.AsSpan(0, spatial), 0), To3D(padEnd, 0), countIncludePad == 1, outputShape);
+            To3D(pads.AsSpan(0, spatial), 0), To3D(padEnd, 0), countIncludePad, outputShape);
     }
 }

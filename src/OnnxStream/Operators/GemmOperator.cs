@@ -102,8 +102,8 @@ internal sealed unsafe class GemmOperator : IOperator
             if (!IsFloat(tensor))
                 throw context.Error($"{name} must be float32 or float16, not {tensor.ElementType}");
         }
-        var transA = ReadFlag(context, "transA");
-        var transB = ReadFlag(context, "transB");
+        var transA = context.Flag("transA");
+        var transB = context.Flag("transB");
         int m = transA ? a.Shape[1] : a.Shape[0], k = transA ? a.Shape[0] : a.Shape[1];
         int kb = transB ? b.Shape[1] : b.Shape[0], n = transB ? b.Shape[0] : b.Shape[1];
         if (k != kb)
@@ -128,10 +128,4 @@ internal sealed unsafe class GemmOperator : IOperator
     private static bool IsFloat(Tensor t) =>
         t.ElementType is ElementType.Float32 or ElementType.Float16 || t.ElementType == ElementType.UInt8 && t.Quantization is not null;
 
-    private static bool ReadFlag(OperatorContext context, string name) => context.Attributes.GetInt(name, 0) switch
-    {
-        0 => false,
-        1 => true,
-        var value => throw context.Error($"{name} must be 0 or 1, not {value}"),
-    };
 }

@@ -179,6 +179,18 @@ internal static unsafe class Layout
         }
     }
 
+    /// <summary>Pooling's required <c>kernel_shape</c>: one positive size per spatial dimension of <paramref name="x"/>.</summary>
+    public static int[] PoolingKernel(OperatorContext context, Tensor x, int spatial)
+    {
+        var kernelShape = context.Attributes.GetInts("kernel_shape")
+            ?? throw context.Error("attribute 'kernel_shape' is required");
+        if (kernelShape.Length != spatial)
+            throw context.Error($"kernel_shape {AxisHelper.Format(kernelShape)} must have {spatial} values for X {AxisHelper.Format(x.Shape)}");
+        if (kernelShape.Any(k => k < 1 || k > int.MaxValue / 4))
+            throw context.Error($"kernel_shape {AxisHelper.Format(kernelShape)} must be positive");
+        return kernelShape.Select(k => (int)k).ToArray();
+    }
+
     /// <summary>The spatial sizes, strides, dilations and pads of a convolution or pooling window.</summary>
     /// <param name="context">For errors.</param>
     /// <param name="input">The input's spatial sizes.</param>

@@ -127,25 +127,15 @@ internal sealed class MaxPoolOperator : IOperator
         if (rank is not (3 or 4))
             throw context.Error($"X must be 3-D [N,C,L] or 4-D NCHW, got {AxisHelper.Format(x.Shape)} (only 1-D and 2-D pooling is supported)");
         var spatial = rank - 2;
-        var kernelShape = context.Attributes.GetInts("kernel_shape")
-            ?? throw context.Error("attribute 'kernel_shape' is required");
-        if (kernelShape.Length != spatial)
-            throw context.Error($"kernel_shape {AxisHelper.Format(kernelShape)} must have {spatial} values for X {AxisHelper.Format(x.Shape)}");
-        if (kernelShape.Any(k => k < 1 || k > int.MaxValue / 4))
-            throw context.Error($"kernel_shape {AxisHelper.Format(kernelShape)} must be positive");
-        var storageOrder = context.Attributes.GetInt("storage_order", 0);
-        if (storageOrder is not (0 or 1))
-            throw context.Error($"storage_order {storageOrder} must be 0 or 1");
-        var ceilMode = context.Attributes.GetInt("ceil_mode", 0);
-        if (ceilMode is not (0 or 1))
-            throw context.Error($"ceil_mode {ceilMode} must be 0 or 1");
-        var kernel = kernelShape.Select(k => (int)k).ToArray();
+        var kernel = Layout.PoolingKernel(context, x, spatial);
+        context.Flag("storage_order"); // validated only: it orders the Indices output, which is not produced
+        var ceilMode = context.Flag("ceil_mode");
         var input = x.Shape[2..];
         var explicitPads = context.Attributes.GetInts("pads");
         if (explicitPads is not null && explicitPads.Length == 2 * spatial &&
             explicitPads.Where((p, i) => p >= kernel[i % spatial]).Any())
-            throw context.Error($"pads {AxisHelper.Format(explicitPads)} must be smaller than kernel_shape {AxisHelper.Format(kernelShape)}");
-        var outputSpatial = Layout.WindowGeometry(context, input, kernel, ceilMode == 1, out var pads, out var strides, out var dilations);
+            throw context.Error($"pads {AxisHelper.Format(explicitPads)} must be smaller than kernel_shape {AxisHelper.Format(kernel)}");
+        var outputSpatial = Layout.WindowGeometry(context, input, kernel, ceilMode, out var pads, out var strides, out var dilations);
 
         int At(int[] values, int i, int fallback) => spatial == 2 ? values[i] : i == 0 ? fallback : values[0];
         var geometry = new Pooling2dGeometry(

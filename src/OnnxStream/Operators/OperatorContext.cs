@@ -102,6 +102,14 @@ public sealed class OperatorContext
     /// <summary>Whether input <paramref name="index"/> is one of the model's weights (not an activation).</summary>
     public bool IsWeight(int index) => index < Node.Inputs.Length && Node.Inputs[index] is { IsWeight: true };
 
+    /// <summary>A 0/1 INT attribute (transA, ceil_mode, ...) as a bool; <paramref name="fallback"/> when absent, an error for any other value.</summary>
+    public bool Flag(string name, bool fallback = false) => Attributes.GetInt(name, fallback ? 1 : 0) switch
+    {
+        0 => false,
+        1 => true,
+        var value => throw Error($"{name} {value} must be 0 or 1"),
+    };
+
     /// <summary>An exception naming the node, for bad inputs or attributes.</summary>
     public OperatorException Error(string message) => new($"{Node}: {message}");
 

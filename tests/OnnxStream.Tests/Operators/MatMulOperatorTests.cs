@@ -103,6 +103,6 @@ internal sealed class MatMulOperatorTests
         OperatorTestHarness.AssertRejected("Gemm", [OperatorInputs.F32("a", [3, 4], 1), OperatorInputs.F32("b", [5, 6], 2)], null, "has K = 4 but B [5,6] (transB 0) has K = 5");
         OperatorTestHarness.AssertRejected("Gemm", [OperatorInputs.F32("a", [2, 3, 4], 1), OperatorInputs.F32("b", [4, 5], 2)], null, "A must be 2-D");
         OperatorTestHarness.AssertRejected("Gemm", [OperatorInputs.F32("a", [3, 4], 1), OperatorInputs.F32("b", [4, 5], 2), OperatorInputs.F32("c", [2, 5], 3)], null, "does not broadcast to [3,5]");
-        OperatorTestHarness.AssertRejected("Gemm", [OperatorInputs.F32("a", [3, 4], 1), OperatorInputs.F32("b", [4, 5], 2)], new TestAttributes().Int("transA", 2), "transA must be 0 or 1");
+        OperatorTestHarness.AssertRejected("Gemm", [OperatorInputs.F32("a", [3, 4], 1), OperatorInputs.F32("b", [4, 5], 2)], new TestAttributes().Int("transA", 2), "transA 2 must be 0 or 1");
     }
 }
