@@ -1,6 +1,8 @@
 using System.CommandLine;
+using System.Diagnostics;
 using System.Globalization;
 using OnnxStream.Graph;
+using OnnxStream.Memory;
 using OnnxStream.Runtime;
 using OnnxStream.Tensors;
 
@@ -9,8 +11,9 @@ namespace OnnxStream.Cli;
 /// <summary>
 /// <c>onnxstream bench-attention</c>: one SD 1.5 self-attention at a 64×64 latent (8 heads, Lq = Lk = 4096, d = 40)
 /// and one cross-attention (Lk = 77), as diffusers exports them (Transpose of K, MatMul, Mul by the scale, Softmax,
-/// MatMul), run plain, sliced in 2 and 16 and fused: median time, peak tracked bytes, and that peak as a
-/// fraction of the plain score matrix.
+/// MatMul), run plain, sliced in 2 and 16 and fused, in turn: median wall and processor time (the latter is steadier
+/// on a shared machine), peak tracked bytes with and without Q, K, V and the output, and both as fractions of the
+/// plain score matrix.
 /// </summary>
 internal static class BenchAttentionCommand
 {
@@ -29,7 +32,7 @@ internal static class BenchAttentionCommand
             var runCount = result.GetValue(runs);
             if (threadCount < 1) throw new ArgumentException("--threads must be at least 1.");
             if (runCount < 1) throw new ArgumentException("--runs must be at least 1.");
-            Console.WriteLine($"threads {threadCount}, median of {runCount} runs after one warm-up run; peak includes Q, K, V and the output");
+            Console.WriteLine($"threads {threadCount}; modes run in turn, median of {runCount} rounds after one warm-up round; peak includes Q, K, V and the output, working excludes them");
             foreach (var (name, keys) in new[] { ("self-attention", QueryLength), ("cross-attention", 77) })
                 Bench(name, keys, threadCount, runCount);
             return 0;
@@ -37,54 +40,70 @@ internal static class BenchAttentionCommand
         return command;
     }
 
+    private static readonly (AttentionMode Mode, int Slices, string Label)[] Modes =
+    [
+        (AttentionMode.Plain, 1, "plain"), (AttentionMode.Sliced, 2, "sliced(2)"), (AttentionMode.Sliced, 16, "sliced(16)"), (AttentionMode.Fused, 1, "fused"),
+    ];
+
+    /// <summary>
+    /// Runs the modes in turn (plain, sliced(2), sliced(16), fused, plain, ...) <paramref name="runs"/> times after one
+    /// warm-up round, so that every mode meets the same load on a shared machine, and prints each one's median.
+    /// </summary>
     private static void Bench(string name, int keys, int threads, int runs)
     {
         var scoreBytes = (long)Heads * QueryLength * keys * sizeof(float);
+        var inputOutputBytes = (long)Heads * (2 * QueryLength + 2 * keys) * HeadSize * sizeof(float);
         Console.WriteLine();
-        Console.WriteLine($"{name}: {Heads} heads, Lq {QueryLength}, Lk {keys}, d {HeadSize}; plain score matrix {scoreBytes / 1048576.0:F1} MiB");
-        Console.WriteLine($"| mode       |       ms | peak tracked MiB | peak / plain scores | max |diff| vs plain |");
-        Console.WriteLine($"|------------|---------:|-----------------:|--------------------:|--------------------:|");
+        Console.WriteLine($"{name}: {Heads} heads, Lq {QueryLength}, Lk {keys}, d {HeadSize}; plain score matrix {scoreBytes / 1048576.0:F1} MiB, Q+K+V+output {inputOutputBytes / 1048576.0:F1} MiB");
         var graph = Graph(keys);
-        float[]? plain = null;
-        foreach (var (mode, slices, label) in new[]
-                 {
-                     (AttentionMode.Plain, 0, "plain"), (AttentionMode.Sliced, 2, "sliced(2)"), (AttentionMode.Sliced, 16, "sliced(16)"),
-                     (AttentionMode.Fused, 0, "fused"),
-                 })
+        var sessions = Modes.Select(mode => new InferenceSession(graph, new InferenceSessionOptions
         {
-            using var session = new InferenceSession(graph, new InferenceSessionOptions
-            {
-                Threads = threads, WeightsProvider = WeightsProviderKind.Ram, Attention = mode, AttentionSlices = Math.Max(1, slices),
-            });
-            var inputs = new Dictionary<string, Tensor>
-            {
-                ["q"] = Random([Heads, QueryLength, HeadSize], 1, session),
-                ["k"] = Random([Heads, keys, HeadSize], 2, session),
-                ["v"] = Random([Heads, keys, HeadSize], 3, session),
-            };
-            try
-            {
-                var times = new double[runs];
-                long peak = 0;
-                float[] output = [];
-                for (var run = -1; run < runs; run++)
+            Threads = threads, WeightsProvider = WeightsProviderKind.Ram, Attention = mode.Mode, AttentionSlices = mode.Slices,
+        })).ToArray();
+        // The inputs come from an allocator of their own, so every session's peak counts the same: its run's bytes plus Q, K and V.
+        var inputAllocator = new NativeAllocator();
+        var inputs = new Dictionary<string, Tensor>
+        {
+            ["q"] = Random([Heads, QueryLength, HeadSize], 1, inputAllocator),
+            ["k"] = Random([Heads, keys, HeadSize], 2, inputAllocator),
+            ["v"] = Random([Heads, keys, HeadSize], 3, inputAllocator),
+        };
+        try
+        {
+            var times = Modes.Select(_ => new double[runs]).ToArray();
+            var processorTimes = Modes.Select(_ => new double[runs]).ToArray();
+            using var process = Process.GetCurrentProcess();
+            var peaks = new long[Modes.Length];
+            var outputs = new float[Modes.Length][];
+            for (var run = -1; run < runs; run++)
+                for (var mode = 0; mode < Modes.Length; mode++)
                 {
-                    using var outcome = session.Run(inputs);
+                    process.Refresh();
+                    var processorTime = process.TotalProcessorTime;
+                    using var outcome = sessions[mode].Run(inputs);
+                    process.Refresh();
                     if (run < 0) continue;
-                    times[run] = outcome.Elapsed.TotalMilliseconds;
-                    peak = Math.Max(peak, outcome.PeakBytes);
-                    output = outcome.Outputs["out"].Span<float>().ToArray();
+                    times[mode][run] = outcome.Elapsed.TotalMilliseconds;
+                    processorTimes[mode][run] = (process.TotalProcessorTime - processorTime).TotalMilliseconds;
+                    peaks[mode] = Math.Max(peaks[mode], outcome.PeakBytes + inputAllocator.CurrentBytes);
+                    outputs[mode] = outcome.Outputs["out"].Span<float>().ToArray();
                 }
-                Array.Sort(times);
-                plain ??= output;
-                var difference = plain.Zip(output, (a, b) => Math.Abs(a - b)).Max();
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"| {label,-10} | {times[runs / 2],8:F1} | {peak / 1048576.0,16:F1} | {(double)peak / scoreBytes,19:F4} | {difference,19:G3} |"));
-            }
-            finally
+            Console.WriteLine("| mode       |       ms |   CPU ms | peak tracked MiB | peak / plain scores | working MiB | working / plain scores | max |diff| vs plain |");
+            Console.WriteLine("|------------|---------:|---------:|-----------------:|--------------------:|------------:|-----------------------:|--------------------:|");
+            for (var mode = 0; mode < Modes.Length; mode++)
             {
-                foreach (var tensor in inputs.Values) tensor.Dispose();
+                Array.Sort(times[mode]);
+                Array.Sort(processorTimes[mode]);
+                var working = peaks[mode] - inputOutputBytes;
+                var difference = outputs[0].Zip(outputs[mode], (a, b) => Math.Abs(a - b)).Max();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {Modes[mode].Label,-10} | {times[mode][runs / 2],8:F1} | {processorTimes[mode][runs / 2],8:F1} | {peaks[mode] / 1048576.0,16:F1} | {(double)peaks[mode] / scoreBytes,19:F4} | {working / 1048576.0,11:F2} | {(double)working / scoreBytes,22:F4} | {difference,19:G3} |"));
             }
+        }
+        finally
+        {
+            foreach (var tensor in inputs.Values) tensor.Dispose();
+            foreach (var session in sessions) session.Dispose();
         }
     }
 
@@ -115,9 +134,9 @@ internal static class BenchAttentionCommand
         return new ModelGraph("bench-attention", nodes, [q, k, v], [output]);
     }
 
-    private static Tensor Random(int[] shape, int seed, InferenceSession session)
+    private static Tensor Random(int[] shape, int seed, NativeAllocator allocator)
     {
-        var tensor = Tensor.Allocate(ElementType.Float32, shape, session.Allocator);
+        var tensor = Tensor.Allocate(ElementType.Float32, shape, allocator);
         var random = new Random(seed);
         foreach (ref var value in tensor.Span<float>()) value = (float)(random.NextDouble() * 2 - 1);
         return tensor;

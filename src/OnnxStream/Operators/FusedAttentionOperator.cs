@@ -1,3 +1,4 @@
+using System.Buffers;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using OnnxStream.Kernels;
 using OnnxStream.Tensors;
@@ -20,8 +21,11 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
     /// <summary>Keys per block: a [60, 256] float block of scores is 60 KiB, in L2 beside its K and V blocks.</summary>
     private const int KeyBlock = 256;
 
-    /// <summary>Scores per work item when all keys fit in one block: a [rows, keys] float block of 64 KiB.</summary>
-    private const int SingleBlockScores = 1 << 14;
+    /// <summary>
+    /// Scores per work item when all keys fit in one block: a [rows, keys] float block of 256 KiB, large enough that
+    /// the three native calls of an item cost little beside its work, small enough to stay in L2.
+    /// </summary>
+    private const int SingleBlockScores = 1 << 16;
 
     /// <inheritdoc />
     public void Run(OperatorContext context)
@@ -77,10 +81,31 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
             Scores = Values = null;
             var (lk, d, dv) = (inputs.Lk, inputs.D, inputs.Dv);
             // Scores: output channels = keys, input channels = D; K is [Lk, D] when transposed by the graph, else [D, Lk].
-            Scores = FullyConnectedOperator.CreateFloat32(d, lk, new ReadOnlySpan<float>(k, lk * d), transposeWeights: !inputs.KTransposed);
+            // Without a mask the scale goes into the packed keys, which saves a pass over every score block.
+            var keys = new ReadOnlySpan<float>(k, lk * d);
+            float[]? scaled = null;
+            if (ScaleFolded(inputs))
+            {
+                scaled = ArrayPool<float>.Shared.Rent(keys.Length);
+                var scale = inputs.Scale!.Value;
+                if (inputs.ScaleDivides) TensorPrimitives.Divide(keys, scale, scaled);
+                else TensorPrimitives.Multiply(keys, scale, scaled);
+                keys = scaled.AsSpan(0, keys.Length);
+            }
+            try
+            {
+                Scores = FullyConnectedOperator.CreateFloat32(d, lk, keys, transposeWeights: !inputs.KTransposed);
+            }
+            finally
+            {
+                if (scaled is not null) ArrayPool<float>.Shared.Return(scaled);
+            }
             Values = FullyConnectedOperator.CreateFloat32(lk, dv, new ReadOnlySpan<float>(v, lk * dv), transposeWeights: true);
             BatchItem = batchItem;
         }
+
+        /// <summary>Whether the scale is applied to the packed keys (no mask: the scores need nothing else before the softmax).</summary>
+        public static bool ScaleFolded(AttentionInputs inputs) => inputs.Scale is not null && !inputs.HasMask;
 
         public void Dispose()
         {
@@ -105,12 +130,14 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
         public int RowBlocks { get; } = (inputs.Lq + rowBlock - 1) / rowBlock;
 
         /// <summary>
-        /// Floats of a worker's scratch: scores [rows, keys], output accumulators [rows, Dv], running max and sum,
-        /// the current key block as [D, keys] and value block as [keys, Dv], both zero-padded to whole vectors, and
-        /// the rows' new maxima.
+        /// Floats of a worker's scratch. With all keys in one block: the scores [rows, keys] (the softmax runs in place)
+        /// and, for a float16 output, the rows' float32 output [rows, Dv]. Otherwise: scores [rows, keys], output
+        /// accumulators [rows, Dv], running max and sum, the current key block as [D, keys] and value block as
+        /// [keys, Dv], both zero-padded to whole vectors, and the rows' new maxima.
         /// </summary>
-        public int WorkerFloats => Math.Max(rowBlock * _keyStride + rowBlock * _valueStride + 2 * rowBlock + inputs.D * _keyStride + keyBlock * _valueStride + rowBlock,
-            2 * rowBlock * Math.Max(_keyStride, _valueStride));
+        public int WorkerFloats => SingleKeyBlock
+            ? rowBlock * inputs.Lk + (_halfOutput ? rowBlock * inputs.Dv : 0)
+            : rowBlock * _keyStride + rowBlock * _valueStride + 2 * rowBlock + inputs.D * _keyStride + keyBlock * _valueStride + rowBlock;
 
         /// <summary>Rows of query block <paramref name="item"/> (batch item × row block) into the output.</summary>
         public void Run(int item, float* memory)
@@ -191,8 +218,7 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
 
         /// <summary>
         /// <see cref="Run"/> when all keys fit in one block: plain softmax attention on the item's rows (no running
-        /// rescale is needed), its two products and the softmax native (the worker's operators and pool). Uses the
-        /// scratch's first two [rows, keys] areas (scores, probabilities; the second also holds a float16 output's rows).
+        /// rescale is needed), its two products and the softmax native (the worker's operators and pool).
         /// </summary>
         public void RunSingleBlock(int item, float* memory, WorkerKernels kernels)
         {
@@ -201,29 +227,21 @@ internal sealed unsafe class FusedAttentionOperator : IOperator
             var row0 = item % RowBlocks * rowBlock;
             var rows = Math.Min(rowBlock, lq - row0);
             kernels.Prepare(batchItem, inputs, _k + inputs.KOffsets[batchItem], _v + inputs.VOffsets[batchItem]);
-            var scores = memory;
-            var probabilities = memory + rowBlock * Math.Max(_keyStride, _valueStride);
             var q = _q + inputs.QOffsets[batchItem] + (long)row0 * d;
+            using var scores = Memory.NativeBuffer<float>.Wrap(memory, rows * lk);
             using (var input = Memory.NativeBuffer<float>.Wrap(q, rows * d))
-            using (var result = Memory.NativeBuffer<float>.Wrap(scores, rows * lk))
-                kernels.Scores!.Run(kernels.Pool, rows, input, result);
-            var block = new Span<float>(scores, rows * lk);
+                kernels.Scores!.Run(kernels.Pool, rows, input, scores);
             if (inputs.HasMask)
-                for (var r = 0; r < rows; r++) inputs.ScaleAndMask(block.Slice(r * lk, lk), batchItem, row0 + r, 0);
-            else if (inputs.Scale is { } scale)
             {
-                if (inputs.ScaleDivides) TensorPrimitives.Divide(block, scale, block);
-                else TensorPrimitives.Multiply(block, scale, block);
+                var block = new Span<float>(memory, rows * lk);
+                for (var r = 0; r < rows; r++) inputs.ScaleAndMask(block.Slice(r * lk, lk), batchItem, row0 + r, 0);
             }
-            using (var input = Memory.NativeBuffer<float>.Wrap(scores, rows * lk))
-            using (var result = Memory.NativeBuffer<float>.Wrap(probabilities, rows * lk))
-                ActivationKernels.Softmax(kernels.Pool, rows, lk, input, result);
+            ActivationKernels.Softmax(kernels.Pool, rows, lk, scores, scores);
             // The rows of one batch item are contiguous in the output: P·V straight into it when it is float32.
             var outputRows = (long)batchItem * lq * dv + (long)row0 * dv;
-            var values = _halfOutput ? scores : (float*)_output + outputRows;
-            using (var input = Memory.NativeBuffer<float>.Wrap(probabilities, rows * lk))
+            var values = _halfOutput ? memory + rowBlock * lk : (float*)_output + outputRows;
             using (var result = Memory.NativeBuffer<float>.Wrap(values, rows * dv))
-                kernels.Values!.Run(kernels.Pool, rows, input, result);
+                kernels.Values!.Run(kernels.Pool, rows, scores, result);
             if (_halfOutput)
                 TensorPrimitives.ConvertToHalf(new ReadOnlySpan<float>(values, rows * dv), new Span<Half>((Half*)_output + outputRows, rows * dv));
         }

@@ -15,7 +15,8 @@ namespace OnnxStream.Tests.Operators;
 /// The attention subgraphs that torch exports (diffusers with a Mul or Div scale, CLIP with its causal mask between
 /// Reshapes, scaled_dot_product_attention with a mask Add), float32 and float16, through ONNX Runtime and through
 /// every attention mode here: plain, sliced (2 and 7 blocks of rows) and fused, on 1 and 2 threads. The sizes
-/// leave partial row and key blocks (Lq 100, Lk 300: blocks of 64 rows and 256 keys).
+/// leave partial row and key blocks (Lq 100, Lk 300: blocks of 60 rows and 256 keys); the diffusers patterns also
+/// run as cross-attention (Lq 1000, Lk 77), where the fused operator takes all keys in one block of 851 rows.
 /// </summary>
 internal sealed class AttentionTests
 {
@@ -42,13 +43,16 @@ internal sealed class AttentionTests
     [TestCase(Pattern.DiffusersMul, false)]
     [TestCase(Pattern.DiffusersMul, true)]
     [TestCase(Pattern.DiffusersDiv, false)]
+    [TestCase(Pattern.DiffusersMul, false, 1000, 77)]
+    [TestCase(Pattern.DiffusersMul, true, 1000, 77)]
+    [TestCase(Pattern.DiffusersDiv, false, 1000, 77)]
     [TestCase(Pattern.ClipCausalMask, false)]
     [TestCase(Pattern.ClipCausalMask, true)]
     [TestCase(Pattern.SdpaMask, false)]
     [TestCase(Pattern.SdpaMask, true)]
-    public void Every_mode_matches_ONNX_Runtime(Pattern pattern, bool half)
+    public void Every_mode_matches_ONNX_Runtime(Pattern pattern, bool half, int queries = Lq, int keys = Lk)
     {
-        var problem = Build(pattern, half);
+        var problem = Build(pattern, half, queries: queries, keys: keys);
         var path = problem.Model.Save(_folder);
         var (expectedShape, expected) = RunOrt(problem);
         var maxExpected = expected.Max(Math.Abs);
@@ -59,7 +63,7 @@ internal sealed class AttentionTests
         foreach (var (mode, slices) in new[] { (AttentionMode.Plain, 2), (AttentionMode.Sliced, 2), (AttentionMode.Sliced, 7), (AttentionMode.Fused, 2) })
             foreach (var threads in new[] { 1, 2 })
             {
-                var what = $"{pattern} {(half ? "float16" : "float32")} {mode}({slices}), {threads} threads";
+                var what = $"{pattern} {(half ? "float16" : "float32")} Lq {queries} Lk {keys} {mode}({slices}), {threads} threads";
                 var options = new InferenceSessionOptions { Threads = threads, Attention = mode, AttentionSlices = slices, WeightsProvider = WeightsProviderKind.NoCache };
                 var (graph, shape, actual) = RunOnnxStream(path, problem, options);
                 var fusedType = mode switch { AttentionMode.Sliced => AttentionFusion.SlicedOpType, AttentionMode.Fused => AttentionFusion.FusedOpType, _ => "Softmax" };
@@ -114,7 +118,7 @@ internal sealed class AttentionTests
 
     private const int Lq = 100, Lk = 300;
 
-    private static Problem Build(Pattern pattern, bool half, int[]? maskShape = null)
+    private static Problem Build(Pattern pattern, bool half, int[]? maskShape = null, int queries = Lq, int keys = Lk)
     {
         var type = half ? DataType.Float16 : DataType.Float;
         var model = new OnnxTestModel { OpsetVersion = 17 };
@@ -133,27 +137,27 @@ internal sealed class AttentionTests
         switch (pattern)
         {
             case Pattern.DiffusersMul:
-                Input("q", [6, Lq, 24]);
-                Input("k", [6, Lk, 24]);
-                Input("v", [6, Lk, 20]);
+                Input("q", [6, queries, 24]);
+                Input("k", [6, keys, 24]);
+                Input("v", [6, keys, 20]);
                 model.Initializer(Constant("scale", [1 / MathF.Sqrt(24)]))
                     .Node("Transpose", ["k"], ["kt"], "transpose", OnnxTestModel.Ints("perm", 0, 2, 1))
                     .Node("MatMul", ["q", "kt"], ["scores"], "matmul")
                     .Node("Mul", ["scale", "scores"], ["scaled"], "mul")
                     .Node("Softmax", ["scaled"], ["p"], "softmax", OnnxTestModel.Int("axis", -1))
                     .Node("MatMul", ["p", "v"], ["out"], "matmul_1");
-                outputShape = [6, Lq, 20];
+                outputShape = [6, queries, 20];
                 break;
             case Pattern.DiffusersDiv:
-                Input("q", [6, Lq, 24]);
-                Input("kt", [6, 24, Lk]);
-                Input("v", [6, Lk, 20]);
+                Input("q", [6, queries, 24]);
+                Input("kt", [6, 24, keys]);
+                Input("v", [6, keys, 20]);
                 model.Initializer(Constant("scale", [MathF.Sqrt(24)]))
                     .Node("MatMul", ["q", "kt"], ["scores"], "matmul")
                     .Node("Div", ["scores", "scale"], ["scaled"], "div")
                     .Node("Softmax", ["scaled"], ["p"], "softmax", OnnxTestModel.Int("axis", 2))
                     .Node("MatMul", ["p", "v"], ["out"], "matmul_1");
-                outputShape = [6, Lq, 20];
+                outputShape = [6, queries, 20];
                 break;
             case Pattern.ClipCausalMask:
             {
