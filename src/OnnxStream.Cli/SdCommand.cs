@@ -16,7 +16,7 @@ internal static class SdCommand
     {
         var xl = new Option<bool>("--xl") { Description = "SDXL 1.0 base (default: detected from the models folder)." };
         var turbo = new Option<bool>("--turbo") { Description = "SDXL Turbo (1 to 4 steps, no guidance)." };
-        var modelsPath = new Option<string>("--models-path") { Description = "The models folder: the original's layout or Hugging Face's ONNX layout.", Required = true };
+        var modelsPath = new Option<string?>("--models-path") { Description = "The models folder: the original's layout or Hugging Face's ONNX layout (default: the hub cache, see --download)." };
         var layout = new Option<string?>("--layout") { Description = "onnxstream or diffusers, when the folder holds both (default: onnxstream's when present)." };
         layout.AcceptOnlyFromAmong("onnxstream", "diffusers");
         var opsPrintf = new Option<bool>("--ops-printf") { Description = "Print each operation as it runs (not available in this build)." };
@@ -34,7 +34,7 @@ internal static class SdCommand
         var width = new Option<int?>("--width") { Description = "Image width (multiple of 8)." };
         var height = new Option<int?>("--height") { Description = "Image height (multiple of 8)." };
         var ram = new Option<bool>("--ram") { Description = "Keep the UNet's weights and packed operators in RAM (faster, more memory)." };
-        var download = new Option<string>("--download") { Description = "A (auto), F (force) or N (never): fetch the weights from the Hugging Face hub.", DefaultValueFactory = _ => "N" };
+        var download = new Option<string?>("--download") { Description = "A (auto), F (force) or N (never): fetch the original's published models from the Hugging Face hub into its cache (HF_HOME) when --models-path is absent (default: A without --models-path, N with it)." };
         download.AcceptOnlyFromAmong("A", "F", "N", "a", "f", "n", "auto", "force", "never");
         var rpi = new Option<string>("--rpi") { Description = "A (auto), F (force) or D (disable): Raspberry Pi settings (low memory).", DefaultValueFactory = _ => "A" };
         rpi.AcceptOnlyFromAmong("A", "F", "D", "a", "f", "d");
@@ -62,15 +62,14 @@ internal static class SdCommand
         {
             foreach (var (option, name) in new (Option<bool>, string)[] { (opsPrintf, "--ops-printf"), (calibrate, "--decoder-calibrate"), (previewSteps, "--preview-steps"), (decodeSteps, "--decode-steps") })
                 if (result.GetValue(option)) throw new ArgumentException($"{name} is not available in this build yet.");
-            if (result.GetValue(download)!.ToUpperInvariant()[0] == 'F')
-                throw new ArgumentException("--download F: downloading weights from the Hugging Face hub is not available in this build yet; pass --models-path to a local folder.");
             var (resWidth, resHeight) = ParseResolution(result.GetValue(res));
             var isTurbo = result.GetValue(turbo);
+            var model = isTurbo ? ModelKind.StableDiffusionXLTurbo : result.GetValue(xl) ? ModelKind.StableDiffusionXL : ModelKind.Auto;
             var options = new StableDiffusionOptions
             {
-                ModelsPath = result.GetValue(modelsPath)!,
+                ModelsPath = await SdModelDownload.ResolveAsync(result.GetValue(modelsPath), result.GetValue(download), model, cancellationToken),
                 Layout = result.GetValue(layout) switch { "onnxstream" => ModelFolderLayout.OnnxStream, "diffusers" => ModelFolderLayout.Diffusers, _ => null },
-                Model = isTurbo ? ModelKind.StableDiffusionXLTurbo : result.GetValue(xl) ? ModelKind.StableDiffusionXL : ModelKind.Auto,
+                Model = model,
                 Prompt = result.GetValue(prompt)!,
                 NegativePrompt = result.GetValue(negative)!,
                 Steps = result.GetValue(steps) ?? (isTurbo ? 1 : 10),

@@ -131,7 +131,7 @@ public sealed class StableDiffusionModelFolder
                 TextEncoder = RequireFolder(root, "text encoder", "sdxl_text_encoder_1_fp32"),
                 TextEncoder2 = RequireFolder(root, "second text encoder", "sdxl_text_encoder_2_fp32"),
                 UNet = RequireFolder(root, "UNet", "sdxl_unet_fp16", "sdxl_unet_anyshape_fp16", "sdxl_unet_fp32"),
-                VaeDecoder = RequireFolder(root, "VAE decoder", "sdxl_vae_decoder_fp16", "sdxl_vae_decoder_fp32"),
+                VaeDecoder = RequireFolder(root, "VAE decoder", "sdxl_vae_decoder_fp16", "sdxl_vae_decoder_anyshape_fp16", "sdxl_vae_decoder_fp32"),
                 VaeTileDecoder = File.Exists(Path.Combine(tile, "model.txt")) ? tile : null,
                 Tokenizer = RequireTokenizer(root, "sdxl_tokenizer", "vocab.txt"),
                 Tokenizer2 = RequireTokenizer(root, "sdxl_tokenizer", "vocab.txt"),

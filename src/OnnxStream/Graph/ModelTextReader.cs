@@ -98,7 +98,7 @@ public static class ModelTextReader
         if (shape.Contains(0)) throw new ModelFormatException($"weight '{escapedName}' has an unknown (0) dimension");
         var path = Path.Combine(folder, escapedName);
         var expected = Shapes.ElementCount(shape) * type.Size();
-        var file = new FileInfo(path);
+        var file = LinkedFile.Info(path);
         if (!file.Exists) throw new ModelFormatException($"weight file {path} is missing");
         if (file.Length != expected)
             throw new ModelFormatException($"weight file {path} holds {file.Length} bytes; {type} [{string.Join(',', shape)}] needs {expected}");

@@ -68,6 +68,22 @@ internal sealed class ModelTextReaderTests
         Assert.That(error.Message, Does.Contain("model.txt:"));
     }
 
+    /// <summary>The Hugging Face cache's snapshots link each file to its blob: a weight's size is its blob's, not the link's.</summary>
+    [Test]
+    public void Weight_files_behind_symbolic_links_are_measured_by_their_target()
+    {
+        var blobs = Directory.CreateDirectory(Path.Combine(_folder, "blobs")).FullName;
+        File.WriteAllBytes(Path.Combine(blobs, "0123abcd"), new byte[8]);
+        var snapshot = Directory.CreateDirectory(Path.Combine(_folder, "snapshot")).FullName;
+        File.CreateSymbolicLink(Path.Combine(snapshot, "w.bin"), Path.Combine("..", "blobs", "0123abcd"));
+        File.CreateSymbolicLink(Path.Combine(snapshot, "gone.bin"), Path.Combine("..", "blobs", "missing"));
+        File.WriteAllText(Path.Combine(snapshot, "model.txt"), "a:Relu*input:w.bin(float32:2)*output:y(2)");
+        Assert.That(ModelTextReader.Read(snapshot).Nodes[0].Inputs[0]!.Location!.Length, Is.EqualTo(8));
+
+        File.WriteAllText(Path.Combine(snapshot, "model.txt"), "a:Relu*input:gone.bin(float32:2)*output:y(2)");
+        Assert.That(() => ModelTextReader.Read(snapshot), Throws.TypeOf<ModelFormatException>().With.Message.Contains("gone.bin is missing"));
+    }
+
     [TestCase("input.1", "input_2E_1")]
     [TestCase("latent_sample", "latent_5F_sample")]
     [TestCase("/model.0/conv/Conv_output_0", "_2F_model_2E_0_2F_conv_2F_Conv_5F_output_5F_0")]

@@ -23,10 +23,12 @@ internal enum Misbehavior
     IgnoreRange,
     /// <summary>Reads the request and answers nothing until the server stops (or 10 s pass).</summary>
     Stall,
+    /// <summary>The right status, headers and length, every byte of the body inverted.</summary>
+    CorruptBody,
 }
 
 /// <summary>A request as the server saw it.</summary>
-internal sealed record ServedRequest(string Path, string? Range, Misbehavior Mode);
+internal sealed record ServedRequest(string Path, string? Range, Misbehavior Mode, string? Authorization = null);
 
 /// <summary>
 /// A minimal HTTP/1.1 server on 127.0.0.1 (a port the system picks) serving in-memory files with
@@ -46,6 +48,8 @@ internal sealed class LoopbackRangeServer : IDisposable
     private Misbehavior _mode;
     private int _misbehaviorsLeft;
     private string? _onlyPath;
+    private int _answering;
+    private int _mostAnswering;
 
     public LoopbackRangeServer(IReadOnlyDictionary<string, byte[]> files)
     {
@@ -58,6 +62,12 @@ internal sealed class LoopbackRangeServer : IDisposable
     public Uri BaseAddress { get; }
 
     public ConcurrentQueue<ServedRequest> Requests { get; } = new();
+
+    /// <summary>How long each answer waits before it starts (holds requests open, to see how many a client makes at once).</summary>
+    public TimeSpan ResponseDelay { get; set; }
+
+    /// <summary>The most requests being answered at the same time so far.</summary>
+    public int MostConcurrentRequests => Volatile.Read(ref _mostAnswering);
 
     /// <summary>The next <paramref name="times"/> requests (for <paramref name="onlyPath"/>, e.g. "/w0.bin", if given) get <paramref name="mode"/>.</summary>
     public void Misbehave(Misbehavior mode, int times = int.MaxValue, string? onlyPath = null)
@@ -102,6 +112,7 @@ internal sealed class LoopbackRangeServer : IDisposable
     private async Task HandleAsync(TcpClient client)
     {
         using var connection = client;
+        client.NoDelay = true; // the head and the body are separate writes: Nagle's delay would hold the body for the client's delayed ACK
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         limit.CancelAfter(ConnectionLimit);
         try
@@ -111,10 +122,22 @@ internal sealed class LoopbackRangeServer : IDisposable
             if (head is null) return;
             var lines = head.Split("\r\n");
             var path = lines[0].Split(' ') is [_, var target, ..] ? target : "/";
-            var range = lines.Skip(1).FirstOrDefault(l => l.StartsWith("Range:", StringComparison.OrdinalIgnoreCase))?[6..].Trim();
+            string? Header(string name) => lines.Skip(1).FirstOrDefault(l => l.StartsWith(name + ":", StringComparison.OrdinalIgnoreCase))?[(name.Length + 1)..].Trim();
+            var range = Header("Range");
             var mode = Take(path);
-            Requests.Enqueue(new ServedRequest(path, range, mode));
-            await RespondAsync(stream, path, range, mode, limit.Token);
+            Requests.Enqueue(new ServedRequest(path, range, mode, Header("Authorization")));
+            var answering = Interlocked.Increment(ref _answering);
+            try
+            {
+                for (var most = _mostAnswering; answering > most; most = _mostAnswering)
+                    Interlocked.CompareExchange(ref _mostAnswering, answering, most);
+                if (ResponseDelay > TimeSpan.Zero) await Task.Delay(ResponseDelay, limit.Token);
+                await RespondAsync(stream, path, range, mode, limit.Token);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _answering);
+            }
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
@@ -181,6 +204,10 @@ internal sealed class LoopbackRangeServer : IDisposable
                 await stream.WriteAsync(body[..(body.Length / 2)], token);
                 await stream.FlushAsync(token);
                 break; // closing now leaves the body short
+            case Misbehavior.CorruptBody:
+                await WriteHeadAsync(stream, status, body.Length, contentRange, token);
+                await stream.WriteAsync(body.ToArray().Select(b => (byte)~b).ToArray(), token);
+                break;
             default:
                 await WriteHeadAsync(stream, status, body.Length, contentRange, token);
                 await stream.WriteAsync(body, token);

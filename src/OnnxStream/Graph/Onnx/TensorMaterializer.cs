@@ -120,7 +120,7 @@ internal static class TensorMaterializer
         var file = Path.GetFullPath(Path.Combine(folder, location));
         if (length != expected)
             throw new ModelFormatException($"{where}: external data length {length} bytes; [{string.Join(',', record.Dims)}] of {DataTypeName(record.DataType)} needs {expected}");
-        var info = new FileInfo(file);
+        var info = LinkedFile.Info(file);
         if (!info.Exists) throw new ModelFormatException($"{where}: external data file {file} is missing");
         if (offset + length > info.Length)
             throw new ModelFormatException($"{where}: external data file {file} holds {info.Length} bytes; the tensor needs bytes {offset} to {offset + length} (truncated file?)");

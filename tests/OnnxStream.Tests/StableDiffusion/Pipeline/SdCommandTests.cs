@@ -51,8 +51,13 @@ internal sealed class SdCommandTests
         Assert.That(output, Does.Contain("error: 'taylor3' is one of the original app's samplers that this build does not have; the samplers are euler, euler_a,"));
     }
 
-    /// <summary>Runs the CLI built beside the tests (same configuration) and returns its output; fails on a non-zero exit unless it printed an error.</summary>
-    private static string RunCli(params string[] arguments)
+    private static string RunCli(params string[] arguments) => RunCli(null, arguments);
+
+    /// <summary>
+    /// Runs the CLI built beside the tests (same configuration) with these environment variables set (null: removed) and
+    /// returns its output; fails on a non-zero exit unless it printed an error.
+    /// </summary>
+    internal static string RunCli(IReadOnlyDictionary<string, string?>? environment, params string[] arguments)
     {
         var configuration = TestContext.CurrentContext.TestDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}") ? "Debug" : "Release";
         var cli = Path.Combine(SharedFixtures.RepositoryRoot, "src", "OnnxStream.Cli", "bin", configuration, "net10.0", "OnnxStream.Cli.dll");
@@ -60,6 +65,9 @@ internal sealed class SdCommandTests
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(cli);
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+            if (value is null) start.Environment.Remove(name);
+            else start.Environment[name] = value;
         using var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.ReadToEnd();
