@@ -52,7 +52,7 @@ internal sealed class SdCommandTests
     }
 
     /// <summary>Runs the CLI built beside the tests (same configuration) and returns its output; fails on a non-zero exit unless it printed an error.</summary>
-    private static string RunCli(params string[] arguments)
+    internal static string RunCli(params string[] arguments)
     {
         var configuration = TestContext.CurrentContext.TestDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}") ? "Debug" : "Release";
         var cli = Path.Combine(SharedFixtures.RepositoryRoot, "src", "OnnxStream.Cli", "bin", configuration, "net10.0", "OnnxStream.Cli.dll");
