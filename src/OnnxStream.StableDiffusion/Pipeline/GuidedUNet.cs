@@ -195,10 +195,12 @@ internal sealed class GuidedUNet : IDisposable
         }
         catch (Exception e) when (_declaredSample is not null && e is not OperationCanceledException)
         {
-            var sample = inputs[_sample].Shape;
-            var remedy = _batched ? "turn off BatchGuidance (--batch-cfg), which needs a UNet exported with a dynamic batch" : "leave the size to the model";
-            throw new ArgumentException($"{_path}: the UNet fails on a [{string.Join(',', sample)}] sample (it declares [{string.Join(',', _declaredSample)}]): {e.Message} " +
-                                        $"An export with its batch or size baked into Reshape constants runs only at those: {remedy}.", e);
+            var why = _batched
+                ? "Batched guidance (BatchGuidance, --batch-cfg) needs a UNet exported with a dynamic batch; exports traced at batch 1 bake it into their Reshape constants."
+                : "A UNet runs at other sizes when exported with dynamic axes (not with its size baked into Reshape constants), at sizes its downsamplings " +
+                  "halve evenly: multiples of 64 pixels for SD 1.5, 32 for SDXL.";
+            throw new ArgumentException($"{_path}: the UNet fails on a [{string.Join(',', inputs[_sample].Shape)}] sample (it declares " +
+                                        $"[{string.Join(',', _declaredSample)}]). {why} ({e.Message})", e);
         }
     }
 

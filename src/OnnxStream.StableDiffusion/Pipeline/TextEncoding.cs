@@ -29,15 +29,26 @@ internal static partial class TextEncoding
             ? Tensor.From<int>(prompt.Ids, [1, length], encoder.Allocator)
             : Tensor.From<long>(prompt.Ids.Select(i => (long)i).ToArray(), [1, length], encoder.Allocator);
         var outputs = pooledOutput is null ? new[] { hiddenOutput } : [hiddenOutput, pooledOutput];
-        using var result = encoder.Run(new Dictionary<string, Tensor> { [input.Name] = ids }, outputs, cancellationToken);
-        Tensor hidden;
-        try { hidden = result[hiddenOutput]; }
-        catch (KeyNotFoundException e) { throw new ArgumentException($"{path}: the text encoder has no tensor '{hiddenOutput}' ({e.Message})", e); }
+        using var result = Run(encoder, path, new Dictionary<string, Tensor> { [input.Name] = ids }, outputs, cancellationToken);
+        var hidden = result[hiddenOutput];
         if (hidden.Shape is not [1, var tokens, var width] || tokens != length)
             throw new InvalidOperationException($"{path}: the text encoder's '{hiddenOutput}' is [{string.Join(',', hidden.Shape)}]; expected [1,{length},channels].");
         var values = hidden.Span<float>().ToArray();
         PromptEmphasis.Apply(values, prompt.Weights);
         return (values, width, pooledOutput is null ? null : result[pooledOutput].Span<float>().ToArray());
+    }
+
+    /// <summary>Runs the encoder; an output it does not have (the engine says so with an ArgumentException) is reported with its path.</summary>
+    private static ComponentOutputs Run(IComponentModel encoder, string path, Dictionary<string, Tensor> inputs, string[] outputs, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return encoder.Run(inputs, outputs, cancellationToken);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"{path}: {e.Message}", e);
+        }
     }
 
     /// <summary>

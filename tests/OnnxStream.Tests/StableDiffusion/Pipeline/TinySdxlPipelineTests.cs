@@ -1,3 +1,4 @@
+using OnnxStream.Conversion;
 using OnnxStream.StableDiffusion.Imaging;
 using OnnxStream.StableDiffusion.Models;
 using OnnxStream.StableDiffusion.Pipeline;
@@ -165,6 +166,32 @@ internal sealed class TinySdxlPipelineTests
         Assert.That(Run(unet[1].Inputs), Is.EqualTo(baseline), "deterministic");
         Assert.That(TinySd15Tests.Compare(Run(timeIds), baseline).MaxError, Is.GreaterThan(1e-3 * baseline.Max(MathF.Abs)), "time ids change the output");
         Assert.That(TinySd15Tests.Compare(Run(pooled), baseline).MaxError, Is.GreaterThan(1e-3 * baseline.Max(MathF.Abs)), "text_embeds change the output");
+    }
+
+    /// <summary>
+    /// In the original's layout the penultimate hidden states are the intermediate tensors the original app asks for
+    /// (<c>out_13</c>, <c>out_33</c>); a text encoder folder without them is named in the error, with the tensor.
+    /// </summary>
+    [Test]
+    public void An_original_text_encoder_without_the_penultimate_tensor_is_named()
+    {
+        var root = Directory.CreateTempSubdirectory("sdxl-unnamed-").FullName;
+        try
+        {
+            foreach (var folder in Directory.EnumerateDirectories(TinySdxlPipeline.Root, "sdxl_*"))
+                if (Path.GetFileName(folder) != "sdxl_text_encoder_1_fp32")
+                    Directory.CreateSymbolicLink(Path.Combine(root, Path.GetFileName(folder)), folder);
+            var encoder = Path.Combine(root, "sdxl_text_encoder_1_fp32");
+            ModelFolderWriter.Convert(Path.Combine(TinySdxlPipeline.Root, "text_encoder", "model.onnx"), encoder); // outputs not renamed
+            var pipeline = new StableDiffusionPipeline(new StableDiffusionOptions { ModelsPath = root, Threads = 2 });
+            Assert.That(pipeline.Folder.Kind, Is.EqualTo(ModelKind.StableDiffusionXL));
+            Assert.That(() => pipeline.EncodeText("a red fox", CancellationToken.None),
+                Throws.ArgumentException.With.Message.StartsWith(encoder + ": No tensor named 'out_13' exists in the model"));
+        }
+        finally
+        {
+            Directory.Delete(root, true);
+        }
     }
 
     /// <summary>
