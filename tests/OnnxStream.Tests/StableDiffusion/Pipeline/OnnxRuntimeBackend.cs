@@ -5,11 +5,17 @@ using OnnxStream.Tensors;
 
 namespace OnnxStream.Tests.StableDiffusion.Pipeline;
 
-/// <summary>Runs .onnx models with ONNX Runtime (float32 and int64 inputs, float32 outputs).</summary>
+/// <summary>
+/// Runs .onnx models with ONNX Runtime (float32 and int64 inputs, float32 outputs) on one thread (the test models are tiny,
+/// and ONNX Runtime's spinning thread pool is slow on a shared machine).
+/// </summary>
 internal sealed class OnnxRuntimeBackend : IInferenceBackend
 {
-    public IComponentModel Open(string modelPath, ComponentRole role, IReadOnlyDictionary<string, int[]>? inputShapes = null) =>
-        new Model(new InferenceSession(modelPath));
+    public IComponentModel Open(string modelPath, ComponentRole role, IReadOnlyDictionary<string, int[]>? inputShapes = null)
+    {
+        using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+        return new Model(new InferenceSession(modelPath, options));
+    }
 
     private sealed class Model(InferenceSession session) : IComponentModel
     {
