@@ -72,7 +72,7 @@ internal static class SdCommand
                 Model = model,
                 Prompt = result.GetValue(prompt)!,
                 NegativePrompt = result.GetValue(negative)!,
-                Steps = result.GetValue(steps) ?? (isTurbo ? 1 : 10),
+                Steps = result.GetValue(steps),
                 Seed = result.GetValue(seed) ?? DateTime.UtcNow.Ticks % 1_000_000,
                 GuidanceScale = result.GetValue(cfg),
                 Sampler = result.GetValue(sampler)!,
@@ -124,7 +124,7 @@ internal static class SdCommand
 
     /// <summary>The generation parameters as one line (as other Stable Diffusion tools write them).</summary>
     private static string Parameters(StableDiffusionOptions options, StableDiffusionPipeline pipeline, long seed) => string.Create(CultureInfo.InvariantCulture,
-        $"{options.Prompt}\nNegative prompt: {options.NegativePrompt}\nSteps: {options.Steps}, Sampler: {options.Sampler}{(options.KarrasSigmas ? " Karras" : "")}, " +
+        $"{options.Prompt}\nNegative prompt: {options.NegativePrompt}\nSteps: {pipeline.Steps}, Sampler: {options.Sampler}{(options.KarrasSigmas ? " Karras" : "")}, " +
         $"CFG scale: {pipeline.GuidanceScale}, Seed: {seed}, Model: {pipeline.Folder.Kind}, Size: {options.Width?.ToString(CultureInfo.InvariantCulture) ?? "native"}x{options.Height?.ToString(CultureInfo.InvariantCulture) ?? "native"}");
 
     private static (int?, int?) ParseResolution(string? text)

@@ -49,8 +49,10 @@ internal sealed class UNetBuilder(OnnxGraphBuilder g, UNetConfig config)
             string timeIdEmbeds;
             using (g.Scope("add_time_proj"))
             {
+                // time_embeds.reshape((text_embeds.shape[0], -1)): the batch is read from text_embeds, not baked in.
                 var embedded = g.SinusoidalEmbedding(g.Node("Reshape", [timeIds!, g.Ints(-1)]), added.TimeEmbedDim);
-                timeIdEmbeds = g.Node("Reshape", [embedded, g.Ints(1, -1)]);
+                var batch = g.Node("Unsqueeze", [g.Node("Gather", [g.Node("Shape", [textEmbeds!]), g.Constant([0L])], OnnxAttribute.Int("axis", 0)), g.Ints(0)]);
+                timeIdEmbeds = g.Node("Reshape", [embedded, g.Node("Concat", [batch, g.Ints(-1)], OnnxAttribute.Int("axis", 0))]);
             }
             var combined = g.Node("Concat", [textEmbeds!, timeIdEmbeds], OnnxAttribute.Int("axis", -1));
             var addedDim = added.TextEmbedsDim + added.TimeIds * added.TimeEmbedDim;

@@ -22,6 +22,10 @@ internal sealed class GuidedUNet : IDisposable
     private readonly string _sample, _timestep, _hidden, _output;
     private readonly string? _textEmbeds, _timeIdsName;
     private readonly ElementType _timestepType;
+    private readonly string _path;
+
+    /// <summary>The declared sample shape, when the UNet was opened for other input shapes (another size or batch); else null.</summary>
+    private readonly int[]? _declaredSample;
 
     /// <summary>
     /// Opens the UNet for (batch, 4, <paramref name="latentHeight"/>, <paramref name="latentWidth"/>) latents; a null size is the
@@ -41,6 +45,7 @@ internal sealed class GuidedUNet : IDisposable
     public GuidedUNet(IInferenceBackend backend, string path, NoiseSchedule schedule, TextConditioning cond, TextConditioning? uncond,
         float scale, bool batched, int? latentHeight, int? latentWidth, int fallbackLatentSize, Func<int, int, float[]>? timeIds)
     {
+        _path = path;
         _schedule = schedule;
         _cond = cond;
         _uncond = uncond;
@@ -79,6 +84,7 @@ internal sealed class GuidedUNet : IDisposable
             var declared = model.Inputs.ToDictionary(i => i.Name, i => i.Shape);
             if (shapes.Any(s => !Fits(declared[s.Key], s.Value)))
             {
+                _declaredSample = declaredSample;
                 model.Dispose();
                 model = backend.Open(path, ComponentRole.UNet, shapes);
             }
@@ -164,7 +170,7 @@ internal sealed class GuidedUNet : IDisposable
                 inputs[_textEmbeds] = Tensor.From<float>(conditions.SelectMany(c => c.Pooled!).ToArray(), [batch, _cond.Pooled!.Length], allocator);
                 inputs[_timeIdsName!] = Tensor.From<float>(Enumerable.Repeat(_timeIds!, batch).SelectMany(t => t).ToArray(), [batch, _timeIds!.Length], allocator);
             }
-            using var outputs = _model.Run(inputs, [_output], cancellationToken);
+            using var outputs = RunModel(inputs, cancellationToken);
             var output = outputs[_output];
             if (output.ElementCount != result.Length)
                 throw new InvalidOperationException($"The UNet returned [{string.Join(',', output.Shape)}] for a [{batch},{string.Join(',', _latentShape[1..])}] sample.");
@@ -174,6 +180,27 @@ internal sealed class GuidedUNet : IDisposable
         finally
         {
             foreach (var tensor in inputs.Values) tensor.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Runs the UNet. Opened for other shapes than it declares, a failure most likely means an export with its batch or size
+    /// baked into Reshape constants (traced without dynamic axes): the error says so, and what to change.
+    /// </summary>
+    private ComponentOutputs RunModel(Dictionary<string, Tensor> inputs, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return _model.Run(inputs, [_output], cancellationToken);
+        }
+        catch (Exception e) when (_declaredSample is not null && e is not OperationCanceledException)
+        {
+            var why = _batched
+                ? "Batched guidance (BatchGuidance, --batch-cfg) needs a UNet exported with a dynamic batch; exports traced at batch 1 bake it into their Reshape constants."
+                : "A UNet runs at other sizes when exported with dynamic axes (not with its size baked into Reshape constants), at sizes its downsamplings " +
+                  "halve evenly: multiples of 64 pixels for SD 1.5, 32 for SDXL.";
+            throw new ArgumentException($"{_path}: the UNet fails on a [{string.Join(',', inputs[_sample].Shape)}] sample (it declares " +
+                                        $"[{string.Join(',', _declaredSample)}]). {why} ({e.Message})", e);
         }
     }
 

@@ -56,8 +56,8 @@ public sealed class StableDiffusionOptions
     /// <summary>What to steer away from (the unconditional pass's prompt); emphasis as in <see cref="Prompt"/>.</summary>
     public string NegativePrompt { get; set; } = "";
 
-    /// <summary>Denoising steps (default 10, as the original; Turbo: 1 to 4).</summary>
-    public int Steps { get; set; } = 10;
+    /// <summary>Denoising steps; null: 10, as the original (1 for Turbo, which takes 1 to 4).</summary>
+    public int? Steps { get; set; }
 
     /// <summary>The seed of the initial noise and of the sampler's noise; image i uses Seed + i.</summary>
     public long Seed { get; set; }

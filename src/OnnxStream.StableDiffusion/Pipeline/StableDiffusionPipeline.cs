@@ -71,6 +71,9 @@ public sealed class StableDiffusionPipeline
     /// <summary>The guidance scale in use: the option's, else 7 (0 for Turbo).</summary>
     public float GuidanceScale => _options.GuidanceScale ?? (Folder.Kind == ModelKind.StableDiffusionXLTurbo ? 0 : 7);
 
+    /// <summary>The denoising steps in use: the option's, else 10 (1 for Turbo).</summary>
+    public int Steps => _options.Steps ?? (Folder.Kind == ModelKind.StableDiffusionXLTurbo ? 1 : 10);
+
     /// <summary>Whether the latent is decoded in tiles.</summary>
     public bool TiledDecoding => _options.DecoderTiling switch
     {
@@ -137,8 +140,9 @@ public sealed class StableDiffusionPipeline
         IProgress<PipelineProgress>? progress, CancellationToken cancellationToken)
     {
         var tiled = TiledDecoding;
+        // The tile decoder takes 32×32 tiles only: a latent narrower than a tile is cut in narrower tiles, for the any-size decoder.
         var decoder = _options.MemoryProfile == MemoryProfile.LowMemory && Folder.VaeDecoderUInt8 is { } uint8 ? uint8
-            : tiled && Folder.VaeTileDecoder is { } tile && _options.DecoderTileSize == 32 ? tile
+            : tiled && Folder.VaeTileDecoder is { } tile && _options.DecoderTileSize == 32 && latentHeight >= 32 && latentWidth >= 32 ? tile
             : Folder.VaeDecoder;
         var tileProgress = progress is null ? null : new SynchronousProgress<DecodingProgress>(p =>
             progress.Report(new PipelineProgress(PipelineStage.Decoding, image, images, p.Tile, p.Tiles, clock.Elapsed, 0)));
@@ -148,7 +152,7 @@ public sealed class StableDiffusionPipeline
 
     /// <summary>The sampler of one image: its noise stream starts from <paramref name="seed"/>.</summary>
     private Sampler CreateSampler(long seed) =>
-        Sampler.Create(new SamplerOptions { Name = _sampler.Name, Steps = _options.Steps, Karras = _options.KarrasSigmas, Seed = seed, Eta = _sampler.Eta }, _schedule);
+        Sampler.Create(new SamplerOptions { Name = _sampler.Name, Steps = Steps, Karras = _options.KarrasSigmas, Seed = seed, Eta = _sampler.Eta }, _schedule);
 
     /// <summary>This library's sampler (and η, null for its default) for one of <see cref="SamplerNames"/>.</summary>
     private static (string Name, double? Eta) ResolveSampler(string name)
@@ -167,20 +171,18 @@ public sealed class StableDiffusionPipeline
         {
             var tokens = ClipTokenizer.FromFolder(Folder.Tokenizer).TokenizeWeighted(prompt);
             using var encoder = _backend.Open(Folder.TextEncoder, ComponentRole.TextEncoder);
-            var (hidden, width, _) = TextEncoding.Encode(encoder, tokens, "last_hidden_state", null, cancellationToken);
+            var (hidden, width, _) = TextEncoding.Encode(encoder, Folder.TextEncoder, tokens, "last_hidden_state", null, cancellationToken);
             return new TextConditioning(hidden, width, null);
         }
         float[] first, second, pooled;
         int firstWidth, secondWidth;
         using (var encoder = _backend.Open(Folder.TextEncoder, ComponentRole.TextEncoder))
-            (first, firstWidth, _) = TextEncoding.Encode(encoder, ClipTokenizer.FromFolder(Folder.Tokenizer).TokenizeWeighted(prompt),
-                TextEncoding.PenultimateOutput(encoder, Folder.TextEncoder), null, cancellationToken);
+            (first, firstWidth, _) = TextEncoding.Encode(encoder, Folder.TextEncoder, ClipTokenizer.FromFolder(Folder.Tokenizer).TokenizeWeighted(prompt),
+                TextEncoding.PenultimateOutput(encoder, "out_13"), null, cancellationToken);
         using (var encoder = _backend.Open(Folder.TextEncoder2!, ComponentRole.TextEncoder))
         {
-            var pooledName = encoder.Outputs.Contains("text_embeds") ? "text_embeds"
-                : throw new ArgumentException($"{Folder.TextEncoder2}: the second text encoder has no text_embeds output (its outputs: {string.Join(", ", encoder.Outputs)}).");
-            (second, secondWidth, var pooledValues) = TextEncoding.Encode(encoder, SecondTokenizer().TokenizeWeighted(prompt),
-                TextEncoding.PenultimateOutput(encoder, Folder.TextEncoder2!), pooledName, cancellationToken);
+            (second, secondWidth, var pooledValues) = TextEncoding.Encode(encoder, Folder.TextEncoder2!, SecondTokenizer().TokenizeWeighted(prompt),
+                TextEncoding.PenultimateOutput(encoder, "out_33"), TextEncoding.PooledOutput(encoder, Folder.TextEncoder2!), cancellationToken);
             pooled = pooledValues!;
         }
         // Per token: encoder 1's channels, then encoder 2's (77 × 2048 for SDXL).

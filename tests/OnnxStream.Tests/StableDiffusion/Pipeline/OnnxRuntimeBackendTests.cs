@@ -1,8 +1,5 @@
-using Microsoft.ML.OnnxRuntime;
-using OnnxStream.Memory;
 using OnnxStream.StableDiffusion.Models;
 using OnnxStream.StableDiffusion.Pipeline;
-using OnnxStream.Tensors;
 
 namespace OnnxStream.Tests.StableDiffusion.Pipeline;
 
@@ -23,51 +20,5 @@ internal sealed class OnnxRuntimeBackendTests
         TestContext.Out.WriteLine($"OnnxStream vs ONNX Runtime: max |latent difference| {maxError:G3} of max |latent| {maxReference:G3} ({maxError / maxReference:G3})");
         Assert.That(maxError, Is.LessThanOrEqualTo(1e-4 * maxReference));
         Assert.That(maxReference, Is.GreaterThan(0));
-    }
-
-    /// <summary>Runs .onnx models with ONNX Runtime (float32 and int64 inputs, float32 outputs).</summary>
-    private sealed class OnnxRuntimeBackend : IInferenceBackend
-    {
-        public IComponentModel Open(string modelPath, ComponentRole role, IReadOnlyDictionary<string, int[]>? inputShapes = null) =>
-            new Model(new InferenceSession(modelPath));
-
-        private sealed class Model(InferenceSession session) : IComponentModel
-        {
-            public IReadOnlyList<ComponentInput> Inputs { get; } = session.InputMetadata.Select(p => new ComponentInput(p.Key,
-                p.Value.Dimensions.Select(d => Math.Max(d, 0)).ToArray(),
-                p.Value.ElementType == typeof(long) ? ElementType.Int64 : p.Value.ElementType == typeof(int) ? ElementType.Int32 : ElementType.Float32)).ToList();
-
-            public IReadOnlyList<string> Outputs { get; } = session.OutputMetadata.Keys.ToList();
-
-            public NativeAllocator Allocator { get; } = new();
-
-            public ComponentOutputs Run(IReadOnlyDictionary<string, Tensor> inputs, IReadOnlyList<string> outputs, CancellationToken cancellationToken)
-            {
-                var values = inputs.Select(p => p.Value.ElementType switch
-                {
-                    ElementType.Int64 => OrtValue.CreateTensorValueFromMemory(p.Value.Span<long>().ToArray(), p.Value.Shape.Select(d => (long)d).ToArray()),
-                    ElementType.Float32 => OrtValue.CreateTensorValueFromMemory(p.Value.Span<float>().ToArray(), p.Value.Shape.Select(d => (long)d).ToArray()),
-                    var other => throw new NotSupportedException(other.ToString()),
-                }).ToList();
-                try
-                {
-                    using var runOptions = new RunOptions();
-                    using var results = session.Run(runOptions, inputs.Keys.ToList(), values, outputs.ToList());
-                    var tensors = new Dictionary<string, Tensor>();
-                    for (var i = 0; i < outputs.Count; i++)
-                    {
-                        var shape = results[i].GetTensorTypeAndShape().Shape.Select(d => (int)d).ToArray();
-                        tensors[outputs[i]] = Tensor.From<float>(results[i].GetTensorDataAsSpan<float>(), shape, Allocator);
-                    }
-                    return new ComponentOutputs(tensors, 0);
-                }
-                finally
-                {
-                    foreach (var value in values) value.Dispose();
-                }
-            }
-
-            public void Dispose() => session.Dispose();
-        }
     }
 }

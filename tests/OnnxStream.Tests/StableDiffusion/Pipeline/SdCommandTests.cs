@@ -51,7 +51,8 @@ internal sealed class SdCommandTests
         Assert.That(output, Does.Contain("error: 'taylor3' is one of the original app's samplers that this build does not have; the samplers are euler, euler_a,"));
     }
 
-    private static string RunCli(params string[] arguments) => RunCli(null, arguments);
+    /// <summary>Runs the CLI built beside the tests (same configuration) and returns its output; fails on a non-zero exit unless it printed an error.</summary>
+    internal static string RunCli(params string[] arguments) => RunCli(null, arguments);
 
     /// <summary>
     /// Runs the CLI built beside the tests (same configuration) with these environment variables set (null: removed) and
