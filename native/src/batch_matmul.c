@@ -44,7 +44,7 @@ static int32_t check_problem(const char* name, const matmul_problem* p, uint32_t
 static int32_t packed_gemm(const matmul_problem* p, osn_datatype datatype, pthreadpool_t pool) {
   const size_t element = datatype == OSN_DATATYPE_F32 ? sizeof(float) : sizeof(uint16_t);
   /* XNNPACK's own weight layout is [n][k]; a [k][n] B needs its transpose flag. */
-  const uint32_t flags = p->transpose_b ? 0 : XNN_FLAG_TRANSPOSE_WEIGHTS;
+  const uint32_t flags = (p->transpose_b ? 0 : XNN_FLAG_TRANSPOSE_WEIGHTS) | OSN_XNN_FLAGS;
   xnn_operator_t op = NULL;
   for (size_t i = 0; i < p->batch; i++) {
     const char* b = (const char*) p->b + i * p->b_stride * element;

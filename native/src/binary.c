@@ -59,19 +59,19 @@ int32_t osn_binary_f32(osn_binary_operation operation, size_t a_rank, const size
   enum xnn_status setup;
   switch (operation) {
     case OSN_BINARY_ADD:
-      OSN_CHECK_XNN(xnn_create_add_nd_f32(-INFINITY, INFINITY, 0, &op), "xnn_create_add_nd_f32");
+      OSN_CHECK_XNN(xnn_create_add_nd_f32(-INFINITY, INFINITY, OSN_XNN_FLAGS, &op), "xnn_create_add_nd_f32");
       setup = xnn_setup_add_nd_f32(op, BINARY_SHAPES, a, b, output, osn_pool(pool));
       break;
     case OSN_BINARY_SUBTRACT:
-      OSN_CHECK_XNN(xnn_create_subtract_nd_f32(-INFINITY, INFINITY, 0, &op), "xnn_create_subtract_nd_f32");
+      OSN_CHECK_XNN(xnn_create_subtract_nd_f32(-INFINITY, INFINITY, OSN_XNN_FLAGS, &op), "xnn_create_subtract_nd_f32");
       setup = xnn_setup_subtract_nd_f32(op, BINARY_SHAPES, a, b, output, osn_pool(pool));
       break;
     case OSN_BINARY_MULTIPLY:
-      OSN_CHECK_XNN(xnn_create_multiply_nd_f32(-INFINITY, INFINITY, 0, &op), "xnn_create_multiply_nd_f32");
+      OSN_CHECK_XNN(xnn_create_multiply_nd_f32(-INFINITY, INFINITY, OSN_XNN_FLAGS, &op), "xnn_create_multiply_nd_f32");
       setup = xnn_setup_multiply_nd_f32(op, BINARY_SHAPES, a, b, output, osn_pool(pool));
       break;
     default:
-      OSN_CHECK_XNN(xnn_create_divide_nd_f32(-INFINITY, INFINITY, 0, &op), "xnn_create_divide_nd_f32");
+      OSN_CHECK_XNN(xnn_create_divide_nd_f32(-INFINITY, INFINITY, OSN_XNN_FLAGS, &op), "xnn_create_divide_nd_f32");
       setup = xnn_setup_divide_nd_f32(op, BINARY_SHAPES, a, b, output, osn_pool(pool));
       break;
   }
@@ -87,11 +87,11 @@ int32_t osn_binary_f16(osn_binary_operation operation, size_t a_rank, const size
   enum xnn_status setup;
   switch (operation) {
     case OSN_BINARY_ADD:
-      OSN_CHECK_XNN(xnn_create_add_nd_f16(-INFINITY, INFINITY, 0, &op), "xnn_create_add_nd_f16");
+      OSN_CHECK_XNN(xnn_create_add_nd_f16(-INFINITY, INFINITY, OSN_XNN_FLAGS, &op), "xnn_create_add_nd_f16");
       setup = xnn_setup_add_nd_f16(op, BINARY_SHAPES, a, b, output, osn_pool(pool));
       break;
     case OSN_BINARY_MULTIPLY:
-      OSN_CHECK_XNN(xnn_create_multiply_nd_f16(-INFINITY, INFINITY, 0, &op), "xnn_create_multiply_nd_f16");
+      OSN_CHECK_XNN(xnn_create_multiply_nd_f16(-INFINITY, INFINITY, OSN_XNN_FLAGS, &op), "xnn_create_multiply_nd_f16");
       setup = xnn_setup_multiply_nd_f16(op, BINARY_SHAPES, a, b, output, osn_pool(pool));
       break;
     default:
@@ -117,15 +117,15 @@ int32_t osn_binary_qu8(osn_binary_operation operation, size_t a_rank, const size
   enum xnn_status setup;
   switch (operation) {
     case OSN_BINARY_ADD:
-      OSN_CHECK_XNN(xnn_create_add_nd_qu8(za, sa, zb, sb, zo, so, 0, 255, 0, &op), "xnn_create_add_nd_qu8");
+      OSN_CHECK_XNN(xnn_create_add_nd_qu8(za, sa, zb, sb, zo, so, 0, 255, OSN_XNN_FLAGS, &op), "xnn_create_add_nd_qu8");
       setup = xnn_setup_add_nd_qu8(op, BINARY_SHAPES, a, b, output, osn_pool(pool));
       break;
     case OSN_BINARY_SUBTRACT:
-      OSN_CHECK_XNN(xnn_create_subtract_nd_qu8(za, sa, zb, sb, zo, so, 0, 255, 0, &op), "xnn_create_subtract_nd_qu8");
+      OSN_CHECK_XNN(xnn_create_subtract_nd_qu8(za, sa, zb, sb, zo, so, 0, 255, OSN_XNN_FLAGS, &op), "xnn_create_subtract_nd_qu8");
       setup = xnn_setup_subtract_nd_qu8(op, BINARY_SHAPES, a, b, output, osn_pool(pool));
       break;
     case OSN_BINARY_MULTIPLY:
-      OSN_CHECK_XNN(xnn_create_multiply_nd_qu8(za, sa, zb, sb, zo, so, 0, 255, 0, &op), "xnn_create_multiply_nd_qu8");
+      OSN_CHECK_XNN(xnn_create_multiply_nd_qu8(za, sa, zb, sb, zo, so, 0, 255, OSN_XNN_FLAGS, &op), "xnn_create_multiply_nd_qu8");
       setup = xnn_setup_multiply_nd_qu8(op, BINARY_SHAPES, a, b, output, osn_pool(pool));
       break;
     default:

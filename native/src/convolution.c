@@ -41,7 +41,7 @@ int32_t osn_convolution2d_create_f32(const osn_convolution2d_params* params, con
   OSN_CHECK(output_min < output_max, "convolution: output_min must be below output_max");
   xnn_operator_t xnn = NULL;
   OSN_CHECK_XNN(xnn_create_convolution2d_nhwc_f32(CONV_GEOMETRY(params), kernel, bias, output_min,
-      output_max, 0, &xnn), "xnn_create_convolution2d_nhwc_f32");
+      output_max, OSN_XNN_FLAGS, &xnn), "xnn_create_convolution2d_nhwc_f32");
   return wrap_convolution(xnn, params, OSN_DATATYPE_F32, op_out);
 }
 
@@ -52,7 +52,7 @@ int32_t osn_convolution2d_create_f16(const osn_convolution2d_params* params, con
   OSN_CHECK(output_min < output_max, "convolution: output_min must be below output_max");
   xnn_operator_t xnn = NULL;
   OSN_CHECK_XNN(xnn_create_convolution2d_nhwc_f16(CONV_GEOMETRY(params), kernel, bias, output_min,
-      output_max, 0, &xnn), "xnn_create_convolution2d_nhwc_f16");
+      output_max, OSN_XNN_FLAGS, &xnn), "xnn_create_convolution2d_nhwc_f16");
   return wrap_convolution(xnn, params, OSN_DATATYPE_F16, op_out);
 }
 
@@ -67,7 +67,7 @@ int32_t osn_convolution2d_create_qu8(const osn_convolution2d_params* params, osn
   xnn_operator_t xnn = NULL;
   OSN_CHECK_XNN(xnn_create_convolution2d_nhwc_qu8(CONV_GEOMETRY(params), (uint8_t) input.zero_point,
       input.scale, (uint8_t) kernel_quantization.zero_point, kernel_quantization.scale, kernel, bias,
-      (uint8_t) output.zero_point, output.scale, 0, 255, 0, &xnn), "xnn_create_convolution2d_nhwc_qu8");
+      (uint8_t) output.zero_point, output.scale, 0, 255, OSN_XNN_FLAGS, &xnn), "xnn_create_convolution2d_nhwc_qu8");
   return wrap_convolution(xnn, params, OSN_DATATYPE_QU8, op_out);
 }
 

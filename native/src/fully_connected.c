@@ -16,7 +16,7 @@ static int32_t check_common(size_t input_channels, size_t output_channels, const
 }
 
 static uint32_t xnn_flags(uint32_t flags) {
-  return (flags & OSN_FLAG_TRANSPOSE_WEIGHTS) ? XNN_FLAG_TRANSPOSE_WEIGHTS : 0;
+  return ((flags & OSN_FLAG_TRANSPOSE_WEIGHTS) ? XNN_FLAG_TRANSPOSE_WEIGHTS : 0) | OSN_XNN_FLAGS;
 }
 
 int32_t osn_fully_connected_create_f32(size_t input_channels, size_t output_channels,

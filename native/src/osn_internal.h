@@ -7,6 +7,15 @@
 
 #include "onnxstream_native.h"
 
+/*
+ * Flags every XNNPACK operator is created with. XNN_FLAG_YIELD_WORKERS: when an operator finishes, the pool's
+ * worker threads sleep at once instead of spin-waiting (pthreadpool spins a million iterations, tens of
+ * milliseconds, for the next command). Between XNNPACK calls the engine runs managed parallel work, and other
+ * processes share the cores; spinning workers took those cores (measured: two threads cost 2.5x the processor
+ * time of one on the tiny UNet, 16x on a loaded machine).
+ */
+#define OSN_XNN_FLAGS XNN_FLAG_YIELD_WORKERS
+
 /* Records a formatted error for the calling thread and returns status. */
 int32_t osn_fail(int32_t status, const char* format, ...)
 #if defined(__GNUC__)

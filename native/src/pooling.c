@@ -32,19 +32,19 @@ int32_t osn_max_pooling2d(osn_datatype datatype, const osn_pooling2d_params* par
   enum xnn_status setup;
   switch (datatype) {
     case OSN_DATATYPE_F32:
-      OSN_CHECK_XNN(xnn_create_max_pooling2d_nhwc_f32(POOL_GEOMETRY(params), -INFINITY, INFINITY, 0, &op),
+      OSN_CHECK_XNN(xnn_create_max_pooling2d_nhwc_f32(POOL_GEOMETRY(params), -INFINITY, INFINITY, OSN_XNN_FLAGS, &op),
           "xnn_create_max_pooling2d_nhwc_f32");
       setup = xnn_setup_max_pooling2d_nhwc_f32(op, batch_size, input_height, input_width, input, output,
           osn_pool(pool));
       break;
     case OSN_DATATYPE_F16:
-      OSN_CHECK_XNN(xnn_create_max_pooling2d_nhwc_f16(POOL_GEOMETRY(params), -INFINITY, INFINITY, 0, &op),
+      OSN_CHECK_XNN(xnn_create_max_pooling2d_nhwc_f16(POOL_GEOMETRY(params), -INFINITY, INFINITY, OSN_XNN_FLAGS, &op),
           "xnn_create_max_pooling2d_nhwc_f16");
       setup = xnn_setup_max_pooling2d_nhwc_f16(op, batch_size, input_height, input_width, input, output,
           osn_pool(pool));
       break;
     case OSN_DATATYPE_QU8:
-      OSN_CHECK_XNN(xnn_create_max_pooling2d_nhwc_u8(POOL_GEOMETRY(params), 0, 255, 0, &op),
+      OSN_CHECK_XNN(xnn_create_max_pooling2d_nhwc_u8(POOL_GEOMETRY(params), 0, 255, OSN_XNN_FLAGS, &op),
           "xnn_create_max_pooling2d_nhwc_u8");
       setup = xnn_setup_max_pooling2d_nhwc_u8(op, batch_size, input_height, input_width, input, output,
           osn_pool(pool));

@@ -22,7 +22,7 @@ static int32_t check_buffers(const char* name, size_t count, const void* input, 
   } while (0)
 
 int32_t osn_sigmoid_f32(size_t count, const float* input, float* output, osn_threadpool* pool) {
-  RUN_UNARY("sigmoid f32", xnn_create_sigmoid_nc_f32(1, 1, 1, 0, &op), xnn_setup_sigmoid_nc_f32);
+  RUN_UNARY("sigmoid f32", xnn_create_sigmoid_nc_f32(1, 1, 1, OSN_XNN_FLAGS, &op), xnn_setup_sigmoid_nc_f32);
 }
 
 int32_t osn_sigmoid_qu8(size_t count, const uint8_t* input, osn_quantization input_quantization,
@@ -32,16 +32,16 @@ int32_t osn_sigmoid_qu8(size_t count, const uint8_t* input, osn_quantization inp
   if (status != OSN_STATUS_OK) return status;
   RUN_UNARY("sigmoid qu8",
       xnn_create_sigmoid_nc_qu8(1, 1, 1, (uint8_t) input_quantization.zero_point, input_quantization.scale,
-          (uint8_t) output_quantization.zero_point, output_quantization.scale, 0, 255, 0, &op),
+          (uint8_t) output_quantization.zero_point, output_quantization.scale, 0, 255, OSN_XNN_FLAGS, &op),
       xnn_setup_sigmoid_nc_qu8);
 }
 
 int32_t osn_convert_f32_to_f16(size_t count, const float* input, uint16_t* output, osn_threadpool* pool) {
-  RUN_UNARY("convert f32 to f16", xnn_create_convert_nc_f32_f16(1, 1, 1, 0, &op), xnn_setup_convert_nc_f32_f16);
+  RUN_UNARY("convert f32 to f16", xnn_create_convert_nc_f32_f16(1, 1, 1, OSN_XNN_FLAGS, &op), xnn_setup_convert_nc_f32_f16);
 }
 
 int32_t osn_convert_f16_to_f32(size_t count, const uint16_t* input, float* output, osn_threadpool* pool) {
-  RUN_UNARY("convert f16 to f32", xnn_create_convert_nc_f16_f32(1, 1, 1, 0, &op), xnn_setup_convert_nc_f16_f32);
+  RUN_UNARY("convert f16 to f32", xnn_create_convert_nc_f16_f32(1, 1, 1, OSN_XNN_FLAGS, &op), xnn_setup_convert_nc_f16_f32);
 }
 
 int32_t osn_convert_f32_to_qu8(size_t count, const float* input, uint8_t* output,
@@ -50,7 +50,7 @@ int32_t osn_convert_f32_to_qu8(size_t count, const float* input, uint8_t* output
   if (status != OSN_STATUS_OK) return status;
   RUN_UNARY("convert f32 to qu8",
       xnn_create_convert_nc_f32_qu8(1, 1, 1, output_quantization.scale,
-          (uint8_t) output_quantization.zero_point, 0, 255, 0, &op),
+          (uint8_t) output_quantization.zero_point, 0, 255, OSN_XNN_FLAGS, &op),
       xnn_setup_convert_nc_f32_qu8);
 }
 
@@ -60,7 +60,7 @@ int32_t osn_convert_qu8_to_f32(size_t count, const uint8_t* input, osn_quantizat
   if (status != OSN_STATUS_OK) return status;
   RUN_UNARY("convert qu8 to f32",
       xnn_create_convert_nc_qu8_f32(1, 1, 1, input_quantization.scale,
-          (uint8_t) input_quantization.zero_point, 0, &op),
+          (uint8_t) input_quantization.zero_point, OSN_XNN_FLAGS, &op),
       xnn_setup_convert_nc_qu8_f32);
 }
 
@@ -75,7 +75,7 @@ int32_t osn_softmax_f32(size_t rows, size_t channels, const float* input, float*
   int32_t status = check_softmax("softmax f32", rows, channels, input, output, pool);
   if (status != OSN_STATUS_OK || rows == 0) return status == OSN_STATUS_OK ? osn_ok() : status;
   xnn_operator_t op = NULL;
-  OSN_CHECK_XNN(xnn_create_softmax_nc_f32(channels, channels, channels, 0, &op), "xnn_create_softmax_nc_f32");
+  OSN_CHECK_XNN(xnn_create_softmax_nc_f32(channels, channels, channels, OSN_XNN_FLAGS, &op), "xnn_create_softmax_nc_f32");
   return osn_run_and_delete(op, xnn_setup_softmax_nc_f32(op, rows, input, output, osn_pool(pool)),
       "xnn_setup_softmax_nc_f32", osn_pool(pool));
 }
@@ -90,7 +90,7 @@ int32_t osn_softmax_qu8(size_t rows, size_t channels, const uint8_t* input, floa
       (double) output_quantization.scale, (int) output_quantization.zero_point);
   if (rows == 0) return osn_ok();
   xnn_operator_t op = NULL;
-  OSN_CHECK_XNN(xnn_create_softmax_nc_qu8(channels, channels, channels, input_scale, 0, 0x1.0p-8f, 0, &op),
+  OSN_CHECK_XNN(xnn_create_softmax_nc_qu8(channels, channels, channels, input_scale, 0, 0x1.0p-8f, OSN_XNN_FLAGS, &op),
       "xnn_create_softmax_nc_qu8");
   return osn_run_and_delete(op, xnn_setup_softmax_nc_qu8(op, rows, input, output, osn_pool(pool)),
       "xnn_setup_softmax_nc_qu8", osn_pool(pool));
