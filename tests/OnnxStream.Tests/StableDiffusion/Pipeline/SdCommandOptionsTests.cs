@@ -34,6 +34,28 @@ internal sealed class SdCommandOptionsTests
     public void An_absent_models_folder_is_named() =>
         Assert.That(ErrorOf(["--models-path", "/nonexistent/models"], ""), Does.Contain("The models folder /nonexistent/models does not exist."));
 
+    /// <summary>
+    /// The settings line (printed before any model runs) shows what each option became: the size, steps, sampler, guidance,
+    /// seeds, memory profile (--ram, --rpi, --rpi-lowmem), decoding (--not-tiled) and threads.
+    /// </summary>
+    [TestCase("--steps 3 --seed 9 --sampler dpm++2m --cfg 2.5 --width 256 --height 256 --threads 1",
+        "256x256, 3 steps of dpm++2m, CFG 2.5, seed 9, Default memory profile, whole decoding, 1 thread")]
+    [TestCase("--seed 7 --num 3 --karras --res 256x256", "256x256, 10 steps of euler_a (Karras), CFG 7, seed 7 to 9, Default memory profile")]
+    [TestCase("--ram --threads 3", "Ram memory profile, whole decoding, 3 threads")]
+    [TestCase("--rpi F --ram", "LowMemory memory profile, tiled decoding")]
+    [TestCase("--rpi-lowmem --not-tiled", "LowMemory memory profile, whole decoding")]
+    [TestCase("--rpi D --ram", "Ram memory profile, whole decoding")]
+    public void The_settings_line_shows_what_the_options_chose(string arguments, string settings) =>
+        Assert.That(SettingsOf(arguments.Split(' ')), Does.Contain(settings));
+
+    [Test]
+    public void Rpi_A_chooses_the_low_memory_profile_on_a_Raspberry_Pi_only()
+    {
+        var expected = RaspberryPi.Detect() is null ? "Default memory profile" : "LowMemory memory profile";
+        Assert.That(SettingsOf("--rpi", "A"), Does.Contain(expected));
+        Assert.That(SettingsOf(), Does.Contain(expected), "A is the default");
+    }
+
     [Test]
     public void Step_files_are_named_after_the_output_file_and_the_image()
     {
@@ -60,6 +82,31 @@ internal sealed class SdCommandOptionsTests
             Assert.That(RaspberryPi.Identify(null, x86CpuInfo), Is.Null, "x86's lower-case 'model' line is a number, not a board");
             Assert.That(RaspberryPi.Identify(null, null), Is.Null);
         });
+    }
+
+    /// <summary>The settings line of a run on tiny-sd15 cancelled before it starts (the line comes before any model runs).</summary>
+    private static string SettingsOf(params string[] arguments)
+    {
+        var models = SharedFixtures.Require("models/tiny-sd15");
+        var parse = SdCommand.Create().Parse(["--models-path", models, .. arguments]);
+        Assert.That(parse.Errors, Is.Empty);
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        var output = new StringWriter();
+        var console = Console.Out;
+        Console.SetOut(output);
+        try
+        {
+            Assert.CatchAsync<OperationCanceledException>(async () =>
+                await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false }, cancelled.Token));
+        }
+        finally
+        {
+            Console.SetOut(console);
+        }
+        var line = output.ToString().Split('\n').First(l => l.Contains(" layout) in ", StringComparison.Ordinal));
+        TestContext.Out.WriteLine(line);
+        return line;
     }
 
     /// <summary>
