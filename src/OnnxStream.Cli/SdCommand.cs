@@ -45,9 +45,9 @@ internal static class SdCommand
         var ram = new Option<bool>("--ram") { Description = "Keep the UNet's weights and packed operators in RAM (faster, more memory)." };
         var download = new Option<string?>("--download") { Description = "A (auto), F (force) or N (never): fetch the original's published models from the Hugging Face hub into its cache (HF_HOME) when --models-path is absent (default: A without --models-path, N with it)." };
         download.AcceptOnlyFromAmong("A", "F", "N", "a", "f", "n", "auto", "force", "never");
-        var rpi = new Option<string>("--rpi") { Description = "A (auto), F (force) or D (disable): Raspberry Pi settings (low memory).", DefaultValueFactory = _ => "A" };
+        var rpi = new Option<string>("--rpi") { Description = "Raspberry Pi settings (the low-memory profile): A when /proc/device-tree/model or /proc/cpuinfo names a Raspberry Pi, F always, D never.", DefaultValueFactory = _ => "A" };
         rpi.AcceptOnlyFromAmong("A", "F", "D", "a", "f", "d");
-        var rpiLowmem = new Option<bool>("--rpi-lowmem") { Description = "Least memory: sliced attention, uint8 decoder for SD 1.5, tiled decoding." };
+        var rpiLowmem = new Option<bool>("--rpi-lowmem") { Description = "Least memory: sliced attention, the uint8 VAE decoder for SD 1.5 (W8A8 with its range_data.txt), tiled decoding." };
         var threads = new Option<int>("--threads") { Description = "Threads for the kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
         AtLeastOne(threads);
         var previewSteps = new Option<bool>("--preview-steps")
