@@ -22,7 +22,7 @@ try
 {
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
-catch (Exception e) when (e is ArgumentException or ModelFormatException or OperatorException or IOException
+catch (Exception e) when (e is ArgumentException or ModelFormatException or OperatorException or IOException or UnauthorizedAccessException
                               or FormatException or NativeKernelException or OperationCanceledException)
 {
     // Bad input is the user's to fix: say what and where, without a stack trace.

@@ -19,29 +19,44 @@ internal static class SdCommand
         var modelsPath = new Option<string?>("--models-path") { Description = "The models folder: the original's layout or Hugging Face's ONNX layout (default: the hub cache, see --download)." };
         var layout = new Option<string?>("--layout") { Description = "onnxstream or diffusers, when the folder holds both (default: onnxstream's when present)." };
         layout.AcceptOnlyFromAmong("onnxstream", "diffusers");
-        var opsPrintf = new Option<bool>("--ops-printf") { Description = "Print each operation as it runs (not available in this build)." };
+        var opsPrintf = new Option<bool>("--ops-printf") { Description = "Print each operation as it completes: [model] type name, milliseconds, MiB held." };
         var output = new Option<string>("--output") { Description = "The PNG to write (image i > 0 of --num gets _i before the extension).", DefaultValueFactory = _ => "result.png" };
         var decodeLatents = new Option<string?>("--decode-latents") { Description = "Decode this .npy latent (1,4,H/8,W/8) instead of generating." };
         var prompt = new Option<string>("--prompt") { Description = "What to draw.", DefaultValueFactory = _ => "a photo of an astronaut riding a horse on mars" };
         var negative = new Option<string>("--neg-prompt") { Description = "What to avoid.", DefaultValueFactory = _ => "ugly, blurry" };
         var num = new Option<int>("--num") { Description = "Images to make (seeds SEED, SEED+1, ...).", DefaultValueFactory = _ => 1 };
+        AtLeastOne(num);
         var steps = new Option<int?>("--steps") { Description = "Denoising steps (default 10; Turbo 1)." };
+        AtLeastOne(steps);
         var seed = new Option<long?>("--seed") { Description = "The seed (default: from the clock)." };
         var saveLatents = new Option<string?>("--save-latents") { Description = "Also write the final latent as .npy here." };
-        var calibrate = new Option<bool>("--decoder-calibrate") { Description = "Compute the uint8 decoder's range_data.txt (not available in this build)." };
+        var calibrate = new Option<bool>("--decoder-calibrate")
+        {
+            Description = "Before decoding, calibrate the uint8 VAE decoder (vae_decoder_qu8/) on the latents and write its range_data.txt, which its later runs " +
+                          "(--rpi-lowmem) quantize activations with.",
+        };
+        var rangeData = new Option<string?>("--decoder-range-data") { Description = "The uint8 decoder's range_data.txt to use and --decoder-calibrate to write (default: the one in vae_decoder_qu8/)." };
         var notTiled = new Option<bool>("--not-tiled") { Description = "Decode the whole latent at once instead of in tiles." };
         var res = new Option<string?>("--res") { Description = "WIDTHxHEIGHT, e.g. 512x512." };
         var width = new Option<int?>("--width") { Description = "Image width (multiple of 8)." };
+        MultipleOf8(width);
         var height = new Option<int?>("--height") { Description = "Image height (multiple of 8)." };
+        MultipleOf8(height);
         var ram = new Option<bool>("--ram") { Description = "Keep the UNet's weights and packed operators in RAM (faster, more memory)." };
         var download = new Option<string?>("--download") { Description = "A (auto), F (force) or N (never): fetch the original's published models from the Hugging Face hub into its cache (HF_HOME) when --models-path is absent (default: A without --models-path, N with it)." };
         download.AcceptOnlyFromAmong("A", "F", "N", "a", "f", "n", "auto", "force", "never");
-        var rpi = new Option<string>("--rpi") { Description = "A (auto), F (force) or D (disable): Raspberry Pi settings (low memory).", DefaultValueFactory = _ => "A" };
+        var rpi = new Option<string>("--rpi") { Description = "Raspberry Pi settings (the low-memory profile): A when /proc/device-tree/model or /proc/cpuinfo names a Raspberry Pi, F always, D never.", DefaultValueFactory = _ => "A" };
         rpi.AcceptOnlyFromAmong("A", "F", "D", "a", "f", "d");
-        var rpiLowmem = new Option<bool>("--rpi-lowmem") { Description = "Least memory: sliced attention, uint8 decoder for SD 1.5, tiled decoding." };
+        var rpiLowmem = new Option<bool>("--rpi-lowmem") { Description = "Least memory: sliced attention, the uint8 VAE decoder for SD 1.5 (W8A8 with its range_data.txt), tiled decoding." };
         var threads = new Option<int>("--threads") { Description = "Threads for the kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var previewSteps = new Option<bool>("--preview-steps") { Description = "Write a preview after each step (not available in this build)." };
-        var decodeSteps = new Option<bool>("--decode-steps") { Description = "Decode the latent after each step (not available in this build)." };
+        AtLeastOne(threads);
+        var previewSteps = new Option<bool>("--preview-steps")
+        {
+            Description = "After each step, write the step's estimate of the image, approximated without the VAE at 1/8 of the image's size, " +
+                          "to OUTPUT_preview_STEP.png (e.g. result_preview_3.png).",
+        };
+        var previewStepsX8 = new Option<bool>("--preview-steps-x8") { Description = "As --preview-steps, upsampled to the image's size: OUTPUT_preview_x8_STEP.png." };
+        var decodeSteps = new Option<bool>("--decode-steps") { Description = "After each step but the last, decode the latent with the VAE and write OUTPUT_step_STEP.png (e.g. result_step_3.png)." };
         var embed = new Option<bool>("--embed-parameters") { Description = "Write the generation parameters into the PNG (tEXt chunk 'parameters')." };
         var sampler = new Option<string>("--sampler")
         {
@@ -55,16 +70,21 @@ internal static class SdCommand
 
         var command = new Command("sd", "Stable Diffusion 1.5, SDXL or SDXL Turbo: text to image.")
         {
-            xl, turbo, modelsPath, layout, opsPrintf, output, decodeLatents, prompt, negative, num, steps, seed, saveLatents, calibrate, notTiled,
-            res, width, height, ram, download, rpi, rpiLowmem, threads, previewSteps, decodeSteps, embed, sampler, cfg, karras, memoryReport, batch,
+            xl, turbo, modelsPath, layout, opsPrintf, output, decodeLatents, prompt, negative, num, steps, seed, saveLatents, calibrate, rangeData, notTiled,
+            res, width, height, ram, download, rpi, rpiLowmem, threads, previewSteps, previewStepsX8, decodeSteps, embed, sampler, cfg, karras, memoryReport, batch,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
-            foreach (var (option, name) in new (Option<bool>, string)[] { (opsPrintf, "--ops-printf"), (calibrate, "--decoder-calibrate"), (previewSteps, "--preview-steps"), (decodeSteps, "--decode-steps") })
-                if (result.GetValue(option)) throw new ArgumentException($"{name} is not available in this build yet.");
             var (resWidth, resHeight) = ParseResolution(result.GetValue(res));
             var isTurbo = result.GetValue(turbo);
             var model = isTurbo ? ModelKind.StableDiffusionXLTurbo : result.GetValue(xl) ? ModelKind.StableDiffusionXL : ModelKind.Auto;
+            var outputPath = result.GetValue(output)!;
+            foreach (var (name, file) in new[] { ("--output", outputPath), ("--save-latents", result.GetValue(saveLatents)), ("--decoder-range-data", result.GetValue(rangeData)) })
+                if (file is not null && Path.GetDirectoryName(Path.GetFullPath(file)) is { } folder && !Directory.Exists(folder))
+                    throw new ArgumentException($"{name} {file}: the folder {folder} does not exist.");
+            var rpiMode = result.GetValue(rpi)!.ToUpperInvariant();
+            var detectedPi = rpiMode == "A" ? RaspberryPi.Detect() : null;
+            if (detectedPi is not null) Console.WriteLine($"{detectedPi} detected: Raspberry Pi (low-memory) settings; --rpi D turns them off.");
             var options = new StableDiffusionOptions
             {
                 ModelsPath = await SdModelDownload.ResolveAsync(result.GetValue(modelsPath), result.GetValue(download), model, cancellationToken),
@@ -80,15 +100,20 @@ internal static class SdCommand
                 Width = result.GetValue(width) ?? resWidth,
                 Height = result.GetValue(height) ?? resHeight,
                 ImageCount = result.GetValue(num),
-                MemoryProfile = result.GetValue(rpiLowmem) || result.GetValue(rpi)!.ToUpperInvariant() == "F" ? MemoryProfile.LowMemory
+                MemoryProfile = result.GetValue(rpiLowmem) || rpiMode == "F" || detectedPi is not null ? MemoryProfile.LowMemory
                     : result.GetValue(ram) ? MemoryProfile.Ram : MemoryProfile.Default,
                 DecoderTiling = result.GetValue(notTiled) ? DecoderTiling.Whole : DecoderTiling.Auto,
                 Threads = result.GetValue(threads),
                 BatchGuidance = result.GetValue(batch),
+                OperationCompleted = result.GetValue(opsPrintf) ? SdStepOutputs.PrintOperation : null,
+                CalibrateDecoder = result.GetValue(calibrate),
+                DecoderRangeDataPath = result.GetValue(rangeData),
             };
             var pipeline = new StableDiffusionPipeline(options);
             var clock = Stopwatch.StartNew();
-            var outputPath = result.GetValue(output)!;
+            var stepOutputs = new SdStepOutputs(pipeline, outputPath, result.GetValue(previewSteps), result.GetValue(previewStepsX8), result.GetValue(decodeSteps), cancellationToken);
+            if (stepOutputs.Any) options.StepCompleted = stepOutputs.Write;
+            Console.WriteLine(Settings(options, pipeline, generating: result.GetValue(decodeLatents) is null));
             var written = new List<string>();
             if (result.GetValue(decodeLatents) is { } latentFile)
             {
@@ -103,7 +128,7 @@ internal static class SdCommand
                 var images = await WithProgress(progress => pipeline.GenerateAsync(progress, cancellationToken), options.ImageCount, result.GetValue(memoryReport));
                 for (var i = 0; i < images.Count; i++)
                 {
-                    var path = i == 0 ? outputPath : Path.ChangeExtension(outputPath, null) + $"_{i}" + Path.GetExtension(outputPath);
+                    var path = SdStepOutputs.ImagePath(outputPath, i);
                     var text = result.GetValue(embed) ? new Dictionary<string, string> { ["parameters"] = Parameters(options, pipeline, images[i].Seed) } : null;
                     PngFile.Write(path, images[i].Image, text);
                     written.Add(path);
@@ -115,8 +140,10 @@ internal static class SdCommand
                     }
                 }
             }
+            if (options.CalibrateDecoder) Console.WriteLine($"calibrated the VAE decoder: wrote {pipeline.DecoderRangeDataPath}");
             using var process = Process.GetCurrentProcess();
-            Console.WriteLine($"done in {clock.Elapsed.TotalSeconds:F1} s, peak RSS {process.PeakWorkingSet64 / 1048576.0:F0} MiB, wrote {string.Join(", ", written)}");
+            Console.WriteLine($"done in {clock.Elapsed.TotalSeconds:F1} s, peak RSS {process.PeakWorkingSet64 / 1048576.0:F0} MiB, wrote {string.Join(", ", written)}" +
+                              (stepOutputs.Summary is { Length: > 0 } stepFiles ? $" and {stepFiles}" : ""));
             return 0;
         });
         return command;
@@ -127,6 +154,35 @@ internal static class SdCommand
         $"{options.Prompt}\nNegative prompt: {options.NegativePrompt}\nSteps: {pipeline.Steps}, Sampler: {options.Sampler}{(options.KarrasSigmas ? " Karras" : "")}, " +
         $"CFG scale: {pipeline.GuidanceScale}, Seed: {seed}, Model: {pipeline.Folder.Kind}, Size: {options.Width?.ToString(CultureInfo.InvariantCulture) ?? "native"}x{options.Height?.ToString(CultureInfo.InvariantCulture) ?? "native"}");
 
+    /// <summary>One line of what the run will do, as the options and the models folder decide it.</summary>
+    private static string Settings(StableDiffusionOptions options, StableDiffusionPipeline pipeline, bool generating)
+    {
+        var culture = CultureInfo.InvariantCulture;
+        var size = options.Width is null && options.Height is null
+            ? "the model's size"
+            : $"{options.Width?.ToString(culture) ?? "native"}x{options.Height?.ToString(culture) ?? "native"}";
+        var seeds = options.ImageCount > 1 ? string.Create(culture, $"{options.Seed} to {options.Seed + options.ImageCount - 1}") : options.Seed.ToString(culture);
+        var what = generating
+            ? string.Create(culture, $"{size}, {pipeline.Steps} steps of {options.Sampler}{(options.KarrasSigmas ? " (Karras)" : "")}, CFG {pipeline.GuidanceScale}, seed {seeds}")
+            : "decoding a saved latent";
+        return string.Create(culture, $"{pipeline.Folder.Kind} ({pipeline.Folder.Layout} layout) in {pipeline.Folder.Root}: {what}, {options.MemoryProfile} memory profile, " +
+                                      $"{(pipeline.TiledDecoding ? "tiled" : "whole")} decoding, {options.Threads} thread{(options.Threads == 1 ? "" : "s")}");
+    }
+
+    private static void AtLeastOne<T>(Option<T> option) => option.Validators.Add(result =>
+    {
+        if (GivenNumber(result) is { } value && value < 1) result.AddError($"{option.Name} must be at least 1, not {value}.");
+    });
+
+    private static void MultipleOf8(Option<int?> option) => option.Validators.Add(result =>
+    {
+        if (GivenNumber(result) is { } value && (value < 8 || value % 8 != 0)) result.AddError($"{option.Name} must be a positive multiple of 8, not {value}.");
+    });
+
+    /// <summary>The whole number given on the command line, or null (not given, or not a number: the parser reports that).</summary>
+    private static int? GivenNumber(System.CommandLine.Parsing.OptionResult result) =>
+        result.Tokens is [var token] && int.TryParse(token.Value, CultureInfo.InvariantCulture, out var value) ? value : null;
+
     private static (int?, int?) ParseResolution(string? text)
     {
         if (text is null) return (null, null);
@@ -136,35 +192,53 @@ internal static class SdCommand
             : throw new ArgumentException($"--res '{text}' is not WIDTHxHEIGHT.");
     }
 
-    /// <summary>Runs <paramref name="run"/> under a progress bar per image (steps, then decoder tiles) with s/step and the RSS.</summary>
+    /// <summary>
+    /// Runs <paramref name="run"/> under a progress bar per image (steps, then decoder tiles) with s/step and the RSS; with the
+    /// output redirected (no terminal to redraw), a line per step and tile instead, written on the generating thread so that
+    /// it stays in order with --ops-printf's lines.
+    /// </summary>
     private static async Task<T> WithProgress<T>(Func<IProgress<PipelineProgress>, Task<T>> run, int images, bool memoryReport)
     {
         var reports = new List<string>();
-        var value = default(T)!;
-        await AnsiConsole.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
-            .StartAsync(async context =>
+        var last = TimeSpan.Zero;
+        string? Describe(PipelineProgress p)
+        {
+            if (p.Stage == PipelineStage.EncodingText) return null;
+            var rss = Environment.WorkingSet / 1048576.0;
+            var perStep = (p.Elapsed - last).TotalSeconds;
+            last = p.Elapsed;
+            if (memoryReport)
+                reports.Add($"{p.Stage} image {p.Image + 1} {p.Step}/{p.Steps}: peak tracked {p.PeakBytes / 1048576.0:F1} MiB, RSS {rss:F0} MiB");
+            return $"image {p.Image + 1}/{images} {(p.Stage == PipelineStage.Denoising ? "step" : "tile")} {p.Step}/{p.Steps} " +
+                   $"{perStep:F2} s/{(p.Stage == PipelineStage.Denoising ? "step" : "tile")} RSS {rss:F0} MiB";
+        }
+
+        T value;
+        if (Console.IsOutputRedirected)
+            value = await run(new InlineProgress(p =>
             {
-                var tasks = new Dictionary<(int, PipelineStage), ProgressTask>();
-                var last = TimeSpan.Zero;
-                var reporter = new InlineProgress(p =>
+                if (Describe(p) is { } line) Console.WriteLine(line);
+            }));
+        else
+        {
+            value = default!;
+            await AnsiConsole.Progress()
+                .AutoClear(false)
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                .StartAsync(async context =>
                 {
-                    if (p.Stage == PipelineStage.EncodingText) return;
-                    var key = (p.Image, p.Stage);
-                    if (!tasks.TryGetValue(key, out var task))
-                        tasks[key] = task = context.AddTask($"image {p.Image + 1}/{images} {(p.Stage == PipelineStage.Denoising ? "steps" : "decoder tiles")}", maxValue: p.Steps);
-                    task.Value = p.Step;
-                    var rss = Environment.WorkingSet / 1048576.0;
-                    var perStep = (p.Elapsed - last).TotalSeconds;
-                    last = p.Elapsed;
-                    task.Description = $"image {p.Image + 1}/{images} {(p.Stage == PipelineStage.Denoising ? "step" : "tile")} {p.Step}/{p.Steps} " +
-                                       $"{perStep:F2} s/{(p.Stage == PipelineStage.Denoising ? "step" : "tile")} RSS {rss:F0} MiB";
-                    if (memoryReport)
-                        reports.Add($"{p.Stage} image {p.Image + 1} {p.Step}/{p.Steps}: peak tracked {p.PeakBytes / 1048576.0:F1} MiB, RSS {rss:F0} MiB");
+                    var tasks = new Dictionary<(int, PipelineStage), ProgressTask>();
+                    value = await run(new InlineProgress(p =>
+                    {
+                        if (Describe(p) is not { } line) return;
+                        var key = (p.Image, p.Stage);
+                        if (!tasks.TryGetValue(key, out var task))
+                            tasks[key] = task = context.AddTask(line, maxValue: p.Steps);
+                        task.Value = p.Step;
+                        task.Description = line;
+                    }));
                 });
-                value = await run(reporter);
-            });
+        }
         foreach (var line in reports) Console.WriteLine(line);
         return value;
     }

@@ -7,7 +7,8 @@ namespace OnnxStream.StableDiffusion.Decoding;
 /// <summary>Progress of a decoding: tiles done of all tiles (1 of 1 for a whole decoding).</summary>
 /// <param name="Tile">Tiles decoded so far.</param>
 /// <param name="Tiles">Tiles in all.</param>
-public readonly record struct DecodingProgress(int Tile, int Tiles);
+/// <param name="PeakBytes">The most tracked native bytes the decoder held at once while decoding the last tile (0 when the backend cannot tell).</param>
+public readonly record struct DecodingProgress(int Tile, int Tiles, long PeakBytes = 0);
 
 /// <summary>
 /// Decodes latents to RGB with a VAE decoder: the whole latent in one run, or overlapping tiles
@@ -33,7 +34,7 @@ public static class LatentDecoder
     {
         if (latent.Length != 4 * height * width)
             throw new ArgumentException($"The latent has {latent.Length} values; (1, 4, {height}, {width}) needs {4 * height * width}.", nameof(latent));
-        var plan = tileSize is { } size ? LatentTiling.Plan(height, width, size) : new TilePlan([new LatentTile(0, 0, height, width)], 0);
+        var plan = Plan(height, width, tileSize);
         var tiles = plan.Tiles;
         var tileHeight = tiles[0].Height;
         var tileWidth = tiles[0].Width;
@@ -52,18 +53,14 @@ public static class LatentDecoder
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var tile = tiles[t];
-                var values = tileLatent.Span<float>();
-                for (var c = 0; c < 4; c++)
-                    for (var y = 0; y < tileHeight; y++)
-                        for (var x = 0; x < tileWidth; x++)
-                            values[(c * tileHeight + y) * tileWidth + x] = latent[(c * height + tile.Y + y) * width + tile.X + x] / latentScale;
+                CopyTile(latent, height, width, tile, latentScale, tileLatent.Span<float>());
                 using var outputs = model.Run(new Dictionary<string, Tensor> { [input] = tileLatent }, [output], cancellationToken);
                 var pixels = outputs[output];
                 if (pixels.Shape is not [1, 3, var h, var w] || h % tileHeight != 0 || h / tileHeight != w / tileWidth)
                     throw new InvalidOperationException($"{modelPath}: the decoder returned [{string.Join(',', pixels.Shape)}] for a [1,4,{tileHeight},{tileWidth}] latent.");
                 if (tiles.Count == 1)
                 {
-                    progress?.Report(new DecodingProgress(1, 1));
+                    progress?.Report(new DecodingProgress(1, 1, outputs.PeakBytes));
                     return ToImage(pixels.Span<float>(), h, w);
                 }
                 if (sum is null)
@@ -75,7 +72,7 @@ public static class LatentDecoder
                     weights = Tensor.Allocate(ElementType.Float32, [imageHeight, imageWidth]);
                 }
                 Blend(pixels.Span<float>(), tile, scale, plan.Overlap * scale, sum.Span<float>(), weights!.Span<float>(), imageHeight, imageWidth);
-                progress?.Report(new DecodingProgress(t + 1, tiles.Count));
+                progress?.Report(new DecodingProgress(t + 1, tiles.Count, outputs.PeakBytes));
             }
             var total = sum!.Span<float>();
             var weight = weights!.Span<float>();
@@ -90,14 +87,36 @@ public static class LatentDecoder
         }
     }
 
+    /// <summary>The tiles a latent is decoded in: one, the whole latent, when <paramref name="tileSize"/> is null.</summary>
+    internal static TilePlan Plan(int height, int width, int? tileSize) =>
+        tileSize is { } size ? LatentTiling.Plan(height, width, size) : new TilePlan([new LatentTile(0, 0, height, width)], 0);
+
+    /// <summary>The decoder's input for <paramref name="tile"/>: the tile's latent values divided by <paramref name="latentScale"/>.</summary>
+    internal static void CopyTile(ReadOnlySpan<float> latent, int height, int width, LatentTile tile, float latentScale, Span<float> destination)
+    {
+        for (var c = 0; c < 4; c++)
+            for (var y = 0; y < tile.Height; y++)
+                for (var x = 0; x < tile.Width; x++)
+                    destination[(c * tile.Height + y) * tile.Width + x] = latent[(c * height + tile.Y + y) * width + tile.X + x] / latentScale;
+    }
+
+    /// <summary>
+    /// The input shape to reload a decoder with so that it takes (1, 4, <paramref name="height"/>, <paramref name="width"/>)
+    /// latents, or null when its declared <paramref name="shape"/> (0 = any) already does.
+    /// </summary>
+    internal static Dictionary<string, int[]>? ShapesFor(string input, int[] shape, int height, int width) =>
+        shape is [_, _, var h, var w] && (h != 0 && h != height || w != 0 && w != width)
+            ? new Dictionary<string, int[]> { [input] = [1, 4, height, width] }
+            : null;
+
     /// <summary>Opens the decoder for latents of the given size (as declared when it already takes them).</summary>
     private static IComponentModel OpenFor(IInferenceBackend backend, string modelPath, int height, int width)
     {
         var model = backend.Open(modelPath, ComponentRole.VaeDecoder);
-        if (model.Inputs is [{ Shape: [_, _, var h, var w] } input] && (h != 0 && h != height || w != 0 && w != width))
+        if (model.Inputs is [var input] && ShapesFor(input.Name, input.Shape, height, width) is { } shapes)
         {
             model.Dispose();
-            return backend.Open(modelPath, ComponentRole.VaeDecoder, new Dictionary<string, int[]> { [input.Name] = [1, 4, height, width] });
+            return backend.Open(modelPath, ComponentRole.VaeDecoder, shapes);
         }
         return model;
     }
@@ -126,7 +145,10 @@ public static class LatentDecoder
         var plane = height * width;
         for (var i = 0; i < plane; i++)
             for (var c = 0; c < 3; c++)
-                rgb[3 * i + c] = (byte)Math.Clamp(MathF.Round((planes[c * plane + i] + 1) * 127.5f), 0, 255);
+                rgb[3 * i + c] = ToPixel(planes[c * plane + i]);
         return new RgbImage(width, height, rgb);
     }
+
+    /// <summary>A [-1, 1] value as an 8-bit pixel value: clamp((x + 1) / 2) · 255, rounded.</summary>
+    internal static byte ToPixel(float value) => (byte)Math.Clamp(MathF.Round((value + 1) * 127.5f), 0, 255);
 }

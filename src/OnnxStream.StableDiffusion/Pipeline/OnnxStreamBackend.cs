@@ -8,10 +8,16 @@ namespace OnnxStream.StableDiffusion.Pipeline;
 /// <summary>Runs the pipeline's models on OnnxStream's <see cref="InferenceSession"/>, one operation at a time.</summary>
 public sealed class OnnxStreamBackend : IInferenceBackend
 {
-    private readonly Func<ComponentRole, InferenceSessionOptions> _options;
+    private readonly Func<ComponentRole, ModelGraph, InferenceSessionOptions> _options;
 
     /// <summary>A backend whose sessions take the options <paramref name="options"/> gives for each component.</summary>
-    public OnnxStreamBackend(Func<ComponentRole, InferenceSessionOptions> options) => _options = options;
+    public OnnxStreamBackend(Func<ComponentRole, InferenceSessionOptions> options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = (role, _) => options(role);
+    }
+
+    private OnnxStreamBackend(Func<ComponentRole, ModelGraph, InferenceSessionOptions> options) => _options = options;
 
     /// <summary>
     /// The session options of a memory profile: <see cref="MemoryProfile.LowMemory"/> streams every weight with
@@ -19,19 +25,48 @@ public sealed class OnnxStreamBackend : IInferenceBackend
     /// streams weights and runs memory-efficient (fused) attention; <see cref="MemoryProfile.Ram"/> also keeps the
     /// UNet's weights and packed operators in memory after its first step.
     /// </summary>
-    public static OnnxStreamBackend ForProfile(MemoryProfile profile, int threads) => new(role => new InferenceSessionOptions
+    public static OnnxStreamBackend ForProfile(MemoryProfile profile, int threads) =>
+        For(new StableDiffusionOptions { MemoryProfile = profile, Threads = threads });
+
+    /// <summary>
+    /// The backend of a pipeline with <paramref name="options"/>: the sessions of <see cref="ForProfile"/> for its memory
+    /// profile and threads, each operation reported to <see cref="StableDiffusionOptions.OperationCompleted"/>, and a VAE
+    /// decoder with uint8 weights run as W8A8 (static activation quantization) when it has a range_data.txt
+    /// (<see cref="StableDiffusionOptions.DecoderRangeDataPath"/>, else its folder's), as the original runs <c>vae_decoder_qu8/</c>;
+    /// without one it runs in float32 on its dequantized weights.
+    /// </summary>
+    public static OnnxStreamBackend For(StableDiffusionOptions options)
     {
-        Threads = threads,
-        WeightsProvider = profile == MemoryProfile.Ram && role == ComponentRole.UNet ? WeightsProviderKind.Ram : WeightsProviderKind.Prefetch,
-        Attention = profile == MemoryProfile.LowMemory ? AttentionMode.Sliced : AttentionMode.Fused,
-        AttentionSlices = 16,
-    });
+        ArgumentNullException.ThrowIfNull(options);
+        var (profile, threads, report, rangeData) = (options.MemoryProfile, options.Threads, options.OperationCompleted, options.DecoderRangeDataPath);
+        return new((role, graph) =>
+        {
+            var session = new InferenceSessionOptions
+            {
+                Threads = threads,
+                WeightsProvider = profile == MemoryProfile.Ram && role == ComponentRole.UNet ? WeightsProviderKind.Ram : WeightsProviderKind.Prefetch,
+                Attention = profile == MemoryProfile.LowMemory ? AttentionMode.Sliced : AttentionMode.Fused,
+                AttentionSlices = 16,
+                OperationCompleted = report is null ? null : trace => report(role, trace),
+            };
+            if (role == ComponentRole.VaeDecoder && graph.Nodes.Any(n => n.Inputs.Any(i => i is { IsWeight: true, Quantization: not null })))
+            {
+                var ranges = rangeData ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(graph.Source)) ?? ".", "range_data.txt");
+                if (File.Exists(ranges))
+                {
+                    session.ActivationQuantization = ActivationQuantization.Static;
+                    session.RangeDataPath = ranges;
+                }
+            }
+            return session;
+        });
+    }
 
     /// <inheritdoc />
     public IComponentModel Open(string modelPath, ComponentRole role, IReadOnlyDictionary<string, int[]>? inputShapes = null)
     {
         var graph = inputShapes is null ? ModelLoader.Load(modelPath) : ModelLoader.Load(modelPath, inputShapes);
-        return new Model(new InferenceSession(graph, _options(role)));
+        return new Model(new InferenceSession(graph, _options(role, graph)));
     }
 
     private sealed class Model(InferenceSession session) : IComponentModel

@@ -105,4 +105,29 @@ public sealed class StableDiffusionOptions
 
     /// <summary>Threads for the kernels.</summary>
     public int Threads { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// Called after each denoising step, on the generating thread, with the step's latents (e.g. to write previews). Null
+    /// (the default) costs nothing.
+    /// </summary>
+    public Action<DenoisingStep>? StepCompleted { get; set; }
+
+    /// <summary>
+    /// Called right after each operation of each model run, on the running thread, with the component and the operation's
+    /// trace entry (the original's ops-printf). Used by the default OnnxStream backend (<see cref="OnnxStreamBackend.For"/>).
+    /// </summary>
+    public Action<ComponentRole, Runtime.OperationTrace>? OperationCompleted { get; set; }
+
+    /// <summary>
+    /// Before decoding, calibrate the uint8 VAE decoder (<c>vae_decoder_qu8/</c>) on the generated latents and write its
+    /// <see cref="DecoderRangeDataPath"/> (the original's --decoder-calibrate); later runs of that decoder use the ranges.
+    /// Needs a folder with a uint8 decoder, or a <see cref="DecoderRangeDataPath"/> (the decoder that decodes is calibrated then).
+    /// </summary>
+    public bool CalibrateDecoder { get; set; }
+
+    /// <summary>
+    /// The uint8 VAE decoder's range_data.txt: what W8A8 decoding reads and <see cref="CalibrateDecoder"/> writes. Null: the
+    /// decoder folder's own range_data.txt.
+    /// </summary>
+    public string? DecoderRangeDataPath { get; set; }
 }

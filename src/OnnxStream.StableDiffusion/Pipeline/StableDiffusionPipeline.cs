@@ -45,8 +45,10 @@ public sealed class StableDiffusionPipeline
         _options = options;
         Validate(options);
         _sampler = ResolveSampler(options.Sampler);
-        _backend = backend ?? OnnxStreamBackend.ForProfile(options.MemoryProfile, options.Threads);
+        _backend = backend ?? OnnxStreamBackend.For(options);
         Folder = StableDiffusionModelFolder.Open(options.ModelsPath, options.Model, options.Layout);
+        if (options.CalibrateDecoder && DecoderRangeDataPath is null)
+            throw new ArgumentException($"Calibrating the uint8 VAE decoder needs its folder (vae_decoder_qu8/ in {Folder.Root}) or a range_data.txt path to write (DecoderRangeDataPath).");
         foreach (var side in new[] { options.Width, options.Height })
             if (side is { } pixels && (pixels % 8 != 0 || pixels < 8))
                 throw new ArgumentException($"The image size {options.Width}×{options.Height} must be a positive multiple of 8 on both sides.");
@@ -86,13 +88,28 @@ public sealed class StableDiffusionPipeline
     public Task<IReadOnlyList<GeneratedImage>> GenerateAsync(IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default) =>
         Task.Run(() => Generate(progress, cancellationToken), cancellationToken);
 
-    /// <summary>Decodes a (1, 4, H/8, W/8) latent (e.g. one saved with a generation).</summary>
+    /// <summary>The range_data.txt of the uint8 VAE decoder (<see cref="StableDiffusionOptions.DecoderRangeDataPath"/>, else its folder's), null without either.</summary>
+    public string? DecoderRangeDataPath => _options.DecoderRangeDataPath ?? (Folder.VaeDecoderUInt8 is { } uint8 ? Path.Combine(uint8, "range_data.txt") : null);
+
+    /// <summary>Decodes a (1, 4, H/8, W/8) latent (e.g. one saved with a generation), after calibrating the decoder on it when <see cref="StableDiffusionOptions.CalibrateDecoder"/> says so.</summary>
     public Task<RgbImage> DecodeAsync(float[] latent, int[] shape, IProgress<PipelineProgress>? progress = null, CancellationToken cancellationToken = default) =>
         Task.Run(() =>
         {
-            if (shape is not [1, 4, var h, var w]) throw new ArgumentException($"A latent is (1, 4, H/8, W/8), not [{string.Join(',', shape)}].", nameof(shape));
+            var (h, w) = LatentSize(shape);
+            if (_options.CalibrateDecoder) CalibrateDecoder([latent], h, w, cancellationToken);
             return Decode(latent, h, w, 0, 1, Stopwatch.StartNew(), progress, cancellationToken);
         }, cancellationToken);
+
+    /// <summary>Decodes a (1, 4, H/8, W/8) latent on the calling thread (e.g. an intermediate one, from <see cref="StableDiffusionOptions.StepCompleted"/>).</summary>
+    public RgbImage Decode(ReadOnlySpan<float> latent, int[] shape, CancellationToken cancellationToken = default)
+    {
+        var (h, w) = LatentSize(shape);
+        return Decode(latent, h, w, 0, 1, Stopwatch.StartNew(), null, cancellationToken);
+    }
+
+    private static (int Height, int Width) LatentSize(int[] shape) => shape is [1, 4, var h, var w]
+        ? (h, w)
+        : throw new ArgumentException($"A latent is (1, 4, H/8, W/8), not [{string.Join(',', shape)}].", nameof(shape));
 
     private IReadOnlyList<GeneratedImage> Generate(IProgress<PipelineProgress>? progress, CancellationToken cancellationToken)
     {
@@ -110,7 +127,15 @@ public sealed class StableDiffusionPipeline
                    _options.Height / 8, _options.Width / 8, Folder.NativeSize / 8, timeIds))
         {
             (latentHeight, latentWidth) = (unet.LatentShape[2], unet.LatentShape[3]);
-            Denoiser denoiser = (x, sigma, denoised) => unet.Denoise(x, sigma, denoised, cancellationToken);
+            // With a step observer, the last x₀ prediction of each step is kept for it.
+            var lastDenoised = _options.StepCompleted is null ? null : new float[4 * latentHeight * latentWidth];
+            Denoiser denoiser = lastDenoised is null
+                ? (x, sigma, denoised) => unet.Denoise(x, sigma, denoised, cancellationToken)
+                : (x, sigma, denoised) =>
+                {
+                    unet.Denoise(x, sigma, denoised, cancellationToken);
+                    denoised.CopyTo(lastDenoised);
+                };
             for (var image = 0; image < images; image++)
             {
                 var seed = _options.Seed + image;
@@ -122,10 +147,12 @@ public sealed class StableDiffusionPipeline
                     cancellationToken.ThrowIfCancellationRequested();
                     sampler.Step(latent, denoiser);
                     progress?.Report(new PipelineProgress(PipelineStage.Denoising, image, images, sampler.StepIndex, sampler.StepCount, clock.Elapsed, unet.LastPeakBytes));
+                    _options.StepCompleted?.Invoke(new DenoisingStep(image, images, sampler.StepIndex, sampler.StepCount, seed, latent, lastDenoised, latentHeight, latentWidth));
                 }
                 latents.Add((latent, seed));
             }
         }
+        if (_options.CalibrateDecoder) CalibrateDecoder(latents.Select(l => l.Latent), latentHeight, latentWidth, cancellationToken);
         var results = new List<GeneratedImage>();
         for (var image = 0; image < latents.Count; image++)
         {
@@ -136,18 +163,38 @@ public sealed class StableDiffusionPipeline
         return results;
     }
 
-    private RgbImage Decode(float[] latent, int latentHeight, int latentWidth, int image, int images, Stopwatch clock,
+    private RgbImage Decode(ReadOnlySpan<float> latent, int latentHeight, int latentWidth, int image, int images, Stopwatch clock,
         IProgress<PipelineProgress>? progress, CancellationToken cancellationToken)
     {
         var tiled = TiledDecoding;
-        // The tile decoder takes 32×32 tiles only: a latent narrower than a tile is cut in narrower tiles, for the any-size decoder.
-        var decoder = _options.MemoryProfile == MemoryProfile.LowMemory && Folder.VaeDecoderUInt8 is { } uint8 ? uint8
-            : tiled && Folder.VaeTileDecoder is { } tile && _options.DecoderTileSize == 32 && latentHeight >= 32 && latentWidth >= 32 ? tile
-            : Folder.VaeDecoder;
         var tileProgress = progress is null ? null : new SynchronousProgress<DecodingProgress>(p =>
-            progress.Report(new PipelineProgress(PipelineStage.Decoding, image, images, p.Tile, p.Tiles, clock.Elapsed, 0)));
-        return LatentDecoder.Decode(_backend, decoder, latent, latentHeight, latentWidth, Folder.LatentScale,
+            progress.Report(new PipelineProgress(PipelineStage.Decoding, image, images, p.Tile, p.Tiles, clock.Elapsed, p.PeakBytes)));
+        return LatentDecoder.Decode(_backend, DecoderPath(tiled, latentHeight, latentWidth), latent, latentHeight, latentWidth, Folder.LatentScale,
             tiled ? _options.DecoderTileSize : null, tileProgress, cancellationToken);
+    }
+
+    /// <summary>
+    /// The VAE decoder that decodes: the uint8 one in the low-memory profile, SDXL's tile decoder for its tiles, else the float
+    /// one. The tile decoder takes 32×32 tiles only: a latent narrower than a tile is cut in narrower tiles, for the any-size decoder.
+    /// </summary>
+    private string DecoderPath(bool tiled, int latentHeight, int latentWidth) =>
+        _options.MemoryProfile == MemoryProfile.LowMemory && Folder.VaeDecoderUInt8 is { } uint8 ? uint8
+        : tiled && Folder.VaeTileDecoder is { } tile && _options.DecoderTileSize == 32 && latentHeight >= 32 && latentWidth >= 32 ? tile
+        : Folder.VaeDecoder;
+
+    /// <summary>
+    /// Calibrates the uint8 VAE decoder (or, without one, the decoder that decodes) on <paramref name="latents"/>, cut in the
+    /// tiles decoding uses, and writes its range_data.txt (<see cref="DecoderRangeDataPath"/>), replacing any.
+    /// </summary>
+    private void CalibrateDecoder(IEnumerable<float[]> latents, int latentHeight, int latentWidth, CancellationToken cancellationToken)
+    {
+        var tiled = TiledDecoding;
+        var ranges = DecoderCalibration.Calibrate(Folder.VaeDecoderUInt8 ?? DecoderPath(tiled, latentHeight, latentWidth), latents, latentHeight, latentWidth, Folder.LatentScale,
+            tiled ? _options.DecoderTileSize : null, new Runtime.InferenceSessionOptions { Threads = _options.Threads }, cancellationToken);
+        var path = DecoderRangeDataPath!;
+        var written = path + ".tmp";
+        ranges.Save(written); // then renamed: an interrupted calibration leaves the old file whole
+        File.Move(written, path, overwrite: true);
     }
 
     /// <summary>The sampler of one image: its noise stream starts from <paramref name="seed"/>.</summary>

@@ -22,6 +22,7 @@ public sealed class InferenceSession : IDisposable
     private readonly IOperator[] _operators;
     private readonly Dictionary<string, int> _uses = [];
     private readonly bool _trace;
+    private readonly Action<OperationTrace>? _operationCompleted;
     private readonly PreparedOperatorCache? _prepared;
     private readonly ActivationQuantization _quantization;
     private readonly RangeData? _ranges;
@@ -49,6 +50,7 @@ public sealed class InferenceSession : IDisposable
             foreach (var input in node.Inputs)
                 if (input is { IsWeight: false }) _uses[input.Name] = _uses.GetValueOrDefault(input.Name) + 1;
         _trace = options.Trace;
+        _operationCompleted = options.OperationCompleted;
         Precision = options.Precision == Precision.Float16Arithmetic && !NativeRuntime.SupportsFloat16
             ? Precision.Float16Storage
             : options.Precision;
@@ -141,7 +143,12 @@ public sealed class InferenceSession : IDisposable
                 var start = clock.Elapsed;
                 var node = Graph.Nodes[i];
                 RunNode(node, _operators[i], live, kept, cancellationToken);
-                trace?.Add(new OperationTrace(node.Name, node.OpType, (clock.Elapsed - start).TotalMilliseconds, Allocator.CurrentBytes));
+                if (trace is not null || _operationCompleted is not null)
+                {
+                    var entry = new OperationTrace(node.Name, node.OpType, (clock.Elapsed - start).TotalMilliseconds, Allocator.CurrentBytes);
+                    trace?.Add(entry);
+                    _operationCompleted?.Invoke(entry);
+                }
                 foreach (var input in node.Inputs)
                     if (input is { IsWeight: false } && --remaining[input.Name] == 0 && !kept.Contains(input.Name))
                         Free(live, input.Name, callerOwned);

@@ -92,6 +92,12 @@ public sealed class InferenceSessionOptions
     public bool Trace { get; set; }
 
     /// <summary>
+    /// Called right after each operation, on the running thread, with its trace entry (as <see cref="Trace"/> records it),
+    /// e.g. to print operations as they run. Null (the default) costs nothing.
+    /// </summary>
+    public Action<OperationTrace>? OperationCompleted { get; set; }
+
+    /// <summary>
     /// How attention subgraphs run. <see cref="AttentionMode.Sliced"/> and <see cref="AttentionMode.Fused"/> replace each
     /// one by a single operation, so their intermediate tensors (the scores) cannot be asked for as extra outputs.
     /// </summary>

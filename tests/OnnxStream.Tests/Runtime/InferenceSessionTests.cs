@@ -58,6 +58,23 @@ internal sealed class InferenceSessionTests
     }
 
     [Test]
+    public void OperationCompleted_sees_each_operation_as_it_runs_with_its_trace_entry()
+    {
+        var seen = new List<(OperationTrace Entry, long LiveNow)>();
+        InferenceSession? running = null;
+        using var session = running = new InferenceSession(ModelTextReader.Read(_folder), new InferenceSessionOptions
+        {
+            Threads = 1, Trace = true, OperationCompleted = entry => seen.Add((entry, running!.Allocator.CurrentBytes)),
+        });
+        using var input = Tensor.From<float>([1, 2, 3, 4, 5, 6], [2, 3], session.Allocator);
+        using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input });
+        Assert.That(seen.Select(s => s.Entry), Is.EqualTo(result.Trace), "the same entries, in order, as the run's trace");
+        Assert.That(seen.Select(s => s.Entry.OpType), Is.EqualTo(new[] { "Add", "Mul", "Add", "Mul" }));
+        // Called during the run, before the operation's dead inputs are freed: the bytes held then are the entry's.
+        Assert.That(seen.Select(s => s.LiveNow), Is.EqualTo(seen.Select(s => s.Entry.LiveBytes)));
+    }
+
+    [Test]
     public void The_Ram_provider_keeps_packed_operators_and_its_runs_match_the_streaming_ones()
     {
         var folder = Directory.CreateTempSubdirectory("onnxstream-prepared-").FullName;
