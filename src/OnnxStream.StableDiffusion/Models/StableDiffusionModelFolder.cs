@@ -78,7 +78,8 @@ public sealed class StableDiffusionModelFolder
 
     /// <summary>
     /// Finds the models of <paramref name="root"/>; <paramref name="kind"/> <see cref="ModelKind.Auto"/> decides from it
-    /// (SDXL when it has a second text encoder; Turbo when the folder's name says so). A null <paramref name="layout"/>
+    /// (SDXL when it has a second text encoder; Turbo when the name of the folder or of a folder above it says so, as a
+    /// hub cache's <c>models--ORG--NAME/snapshots/COMMIT</c> does, or model_index.json's <c>_name_or_path</c>). A null <paramref name="layout"/>
     /// is the original's when the folder has its UNet folder, else Hugging Face's when it has <c>unet/model.onnx</c>.
     /// </summary>
     /// <exception cref="FileNotFoundException">A model or tokenizer file is missing; the message names the path expected.</exception>
@@ -100,15 +101,20 @@ public sealed class StableDiffusionModelFolder
             ? Directory.Exists(Path.Combine(root, "text_encoder_2")) || IndexClassName(root).Contains("XL", StringComparison.Ordinal)
             : Directory.EnumerateDirectories(root, "sdxl_*").Any();
         if (!xl) return ModelKind.StableDiffusion15;
-        return Path.GetFileName(root).Contains("turbo", StringComparison.OrdinalIgnoreCase) ? ModelKind.StableDiffusionXLTurbo : ModelKind.StableDiffusionXL;
+        var turbo = root.Split(Path.DirectorySeparatorChar).Append(IndexProperty(root, "_name_or_path"))
+            .Any(name => name.Contains("turbo", StringComparison.OrdinalIgnoreCase));
+        return turbo ? ModelKind.StableDiffusionXLTurbo : ModelKind.StableDiffusionXL;
     }
 
-    private static string IndexClassName(string root)
+    private static string IndexClassName(string root) => IndexProperty(root, "_class_name");
+
+    /// <summary>A string property of the folder's model_index.json, or "" without one.</summary>
+    private static string IndexProperty(string root, string property)
     {
         var index = Path.Combine(root, "model_index.json");
         if (!File.Exists(index)) return "";
         using var json = JsonDocument.Parse(File.ReadAllText(index));
-        return json.RootElement.TryGetProperty("_class_name", out var name) ? name.GetString() ?? "" : "";
+        return json.RootElement.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() ?? "" : "";
     }
 
     private static StableDiffusionModelFolder OpenDiffusers(string root, ModelKind kind, bool xl) => new(root, ModelFolderLayout.Diffusers, kind)
