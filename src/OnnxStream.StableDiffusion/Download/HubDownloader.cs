@@ -42,7 +42,7 @@ public sealed partial class HubDownloader
     /// <param name="mode">Whether to use the cache, fill it, or download everything again.</param>
     /// <param name="include">
     /// Which files: paths or patterns (<c>*</c> any characters, <c>?</c> one; a pattern ending in <c>/</c> is a whole
-    /// folder); null or empty for all of them.
+    /// folder); null or empty for all of them. A pattern starting with <c>!</c> leaves out the files it matches.
     /// </param>
     /// <param name="revision">A branch, tag or commit (default <c>main</c>).</param>
     /// <param name="progress">Told as files start, advance and finish (from several threads; see <see cref="HubDownloadProgress"/>).</param>
@@ -244,14 +244,19 @@ public sealed partial class HubDownloader
     private static bool IsUnreachable(HttpRequestException e) =>
         e.HttpRequestError is HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError or HttpRequestError.SecureConnectionError or HttpRequestError.ProxyTunnelError;
 
-    /// <summary>A test for paths: true for all without patterns, else for those matching one (<c>*</c>, <c>?</c>, trailing <c>/</c> = the folder).</summary>
+    /// <summary>
+    /// A test for paths: true for those matching an including pattern (all when there is none) and no <c>!</c> pattern
+    /// (<c>*</c>, <c>?</c>, trailing <c>/</c> = the folder).
+    /// </summary>
     private static Func<string, bool> Filter(IReadOnlyList<string>? include)
     {
-        if (include is null || include.Count == 0) return _ => true;
-        var patterns = include.Select(pattern => new Regex(
+        Regex Compile(string pattern) => new(
             "^" + Regex.Escape(pattern.EndsWith('/') ? pattern + "*" : pattern).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal) + "$",
-            RegexOptions.CultureInvariant | RegexOptions.Singleline)).ToArray();
-        return path => patterns.Any(pattern => pattern.IsMatch(path));
+            RegexOptions.CultureInvariant | RegexOptions.Singleline);
+        var patterns = include ?? [];
+        var including = patterns.Where(pattern => !pattern.StartsWith('!')).Select(Compile).ToArray();
+        var excluding = patterns.Where(pattern => pattern.StartsWith('!')).Select(pattern => Compile(pattern[1..])).ToArray();
+        return path => (including.Length == 0 || including.Any(pattern => pattern.IsMatch(path))) && !excluding.Any(pattern => pattern.IsMatch(path));
     }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")]

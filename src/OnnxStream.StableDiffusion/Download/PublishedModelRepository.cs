@@ -35,6 +35,10 @@ public sealed record PublishedModelRepository(string RepoId, IReadOnlyList<strin
         _ => StableDiffusion15,
     };
 
-    /// <summary>The <see cref="Folders"/> as <see cref="HubDownloader.DownloadAsync"/> include patterns.</summary>
-    public IReadOnlyList<string> IncludePatterns => [.. Folders.Select(folder => folder + "/")];
+    /// <summary>
+    /// The <see cref="Folders"/> as <see cref="HubDownloader.DownloadAsync"/> include patterns, without the convolution
+    /// weights' <c>_nhwc.bin</c> copies: this engine reads the <c>_nchw.bin</c> files model.txt names (the original's
+    /// app fetches the other copy instead), so each weight is downloaded once.
+    /// </summary>
+    public IReadOnlyList<string> IncludePatterns => [.. Folders.Select(folder => folder + "/"), "!*_nhwc.bin"];
 }
