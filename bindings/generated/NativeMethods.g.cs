@@ -130,6 +130,12 @@ internal struct OsnConvolution2dParams
     public uint Groups;
     public nuint GroupInputChannels;
     public nuint GroupOutputChannels;
+    /// <summary>
+    /// Elements between consecutive pixels of the input and of the output; 0: dense (the channel count).
+    /// A larger output stride lets a convolution of some output channels write them into a wider image.
+    /// </summary>
+    public nuint InputPixelStride;
+    public nuint OutputPixelStride;
 }
 
 /// <summary>
@@ -293,6 +299,15 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(LibraryName)]
     internal static partial int osn_convert_qu8_to_f32(nuint count, byte* input, OsnQuantization input_quantization, float* output, OsnThreadpoolHandle pool);
+
+    /// <summary>
+    /// For each of `batch` matrices of rows x cols elements of `element_size` bytes (1, 2, 4 or 8): writes
+    /// its transpose (cols x rows) to output. Source matrix i starts at input + i*input_batch_stride
+    /// (elements; 0: rows*cols, dense), so a block of columns of wider rows is gathered as it is
+    /// transposed; the output is dense. NCHW -&gt; NHWC is batch N, rows C, cols H*W.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_transpose(nuint element_size, nuint batch, nuint rows, nuint cols, void* input, nuint input_batch_stride, void* output, OsnThreadpoolHandle pool);
 
     /// <summary>
     /// C[i] = A[i] x B[i] for i &lt; batch: A[i] is [m][k], B[i] is [k][n] ([n][k] with

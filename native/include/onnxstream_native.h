@@ -109,6 +109,10 @@ typedef struct osn_convolution2d_params {
   uint32_t groups;
   size_t group_input_channels;
   size_t group_output_channels;
+  /* Elements between consecutive pixels of the input and of the output; 0: dense (the channel count).
+     A larger output stride lets a convolution of some output channels write them into a wider image. */
+  size_t input_pixel_stride;
+  size_t output_pixel_stride;
 } osn_convolution2d_params;
 
 /* 2-D pooling geometry. */
@@ -230,6 +234,13 @@ OSN_API int32_t osn_convert_f32_to_qu8(size_t count, const float* input, uint8_t
     osn_quantization output_quantization, osn_threadpool* pool);
 OSN_API int32_t osn_convert_qu8_to_f32(size_t count, const uint8_t* input,
     osn_quantization input_quantization, float* output, osn_threadpool* pool);
+
+/* For each of `batch` matrices of rows x cols elements of `element_size` bytes (1, 2, 4 or 8): writes
+   its transpose (cols x rows) to output. Source matrix i starts at input + i*input_batch_stride
+   (elements; 0: rows*cols, dense), so a block of columns of wider rows is gathered as it is
+   transposed; the output is dense. NCHW -> NHWC is batch N, rows C, cols H*W. */
+OSN_API int32_t osn_transpose(size_t element_size, size_t batch, size_t rows, size_t cols, const void* input,
+    size_t input_batch_stride, void* output, osn_threadpool* pool);
 
 /* C[i] = A[i] x B[i] for i < batch: A[i] is [m][k], B[i] is [k][n] ([n][k] with
    OSN_FLAG_TRANSPOSE_B), C[i] is [m][n]. Item i starts at a + i*a_batch_stride (elements), likewise

@@ -100,11 +100,11 @@ internal sealed class ConvOperator : IOperator
         try
         {
             using var nhwcIn = context.Scratch(ElementType.UInt8, [x.ElementCount]);
-            Layout.NchwToNhwc<byte>(x.Span<byte>(), nhwcIn.Span<byte>(), n, g.InputChannels, plan.InputHeight * plan.InputWidth, context.Parallel);
+            Layout.NchwToNhwc<byte>(x.Span<byte>(), nhwcIn.Span<byte>(), n, g.InputChannels, plan.InputHeight * plan.InputWidth, context.Pool);
             using var nhwcOut = context.Scratch(ElementType.UInt8, [output.ElementCount]);
             convolution.Run(context.Pool, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<byte>(), nhwcOut.Buffer<byte>());
             var outputPixels = g.OutputHeight(plan.InputHeight) * g.OutputWidth(plan.InputWidth);
-            Layout.NhwcToNchw<byte>(nhwcOut.Span<byte>(), output.Span<byte>(), n, g.OutputChannels, outputPixels, context.Parallel);
+            Layout.NhwcToNchw<byte>(nhwcOut.Span<byte>(), output.Span<byte>(), n, g.OutputChannels, outputPixels, context.Pool);
         }
         finally
         {
@@ -118,7 +118,7 @@ internal sealed class ConvOperator : IOperator
     {
         var kernelQuantization = w.Quantization!.Value;
         using var kernel = context.Scratch(ElementType.UInt8, [w.ElementCount]);
-        Layout.NchwToNhwc<byte>(w.Span<byte>(), kernel.Span<byte>(), g.OutputChannels, g.GroupInputChannels, g.KernelHeight * g.KernelWidth, context.Parallel);
+        Layout.NchwToNhwc<byte>(w.Span<byte>(), kernel.Span<byte>(), g.OutputChannels, g.GroupInputChannels, g.KernelHeight * g.KernelWidth, context.Pool);
         using var bias = QuantizedOperands.Bias(context, b, (double)input.Scale * kernelQuantization.Scale);
         return Convolution2dOperator.CreateQUInt8(g, input, kernelQuantization, kernel.Span<byte>(),
             bias is null ? default : bias.Span<int>(), output);
@@ -137,7 +137,7 @@ internal sealed class ConvOperator : IOperator
         if (x.ElementType == ElementType.Float16)
         {
             transposed = context.Scratch(ElementType.Float16, [x.ElementCount]);
-            Layout.NchwToNhwc<Half>(x.Span<Half>(), transposed.Span<Half>(), n, channels, pixels, context.Parallel);
+            Layout.NchwToNhwc<Half>(x.Span<Half>(), transposed.Span<Half>(), n, channels, pixels, context.Pool);
         }
         else
         {
@@ -145,7 +145,7 @@ internal sealed class ConvOperator : IOperator
             try
             {
                 transposed = context.Scratch(ElementType.Float32, [x.ElementCount]);
-                Layout.NchwToNhwc<float>(xf.Span<float>(), transposed.Span<float>(), n, channels, pixels, context.Parallel);
+                Layout.NchwToNhwc<float>(xf.Span<float>(), transposed.Span<float>(), n, channels, pixels, context.Pool);
             }
             finally
             {
@@ -171,9 +171,9 @@ internal sealed class ConvOperator : IOperator
         {
             if (channels == 1 || pixels == 1) AxisHelper.CopyAll(context, source, output);
             else if (output.ElementType == ElementType.Float16)
-                Layout.NhwcToNchw<Half>(source.Span<Half>(), output.Span<Half>(), n, channels, pixels, context.Parallel);
+                Layout.NhwcToNchw<Half>(source.Span<Half>(), output.Span<Half>(), n, channels, pixels, context.Pool);
             else
-                Layout.NhwcToNchw<float>(source.Span<float>(), output.Span<float>(), n, channels, pixels, context.Parallel);
+                Layout.NhwcToNchw<float>(source.Span<float>(), output.Span<float>(), n, channels, pixels, context.Pool);
         }
         finally
         {
@@ -196,7 +196,7 @@ internal sealed class ConvOperator : IOperator
             if (kernelPixels > 1 && g.GroupInputChannels > 1)
             {
                 kernel = Track(scratch, context.Scratch(wt.ElementType, [wt.ElementCount]));
-                Layout.NchwToNhwc<T>(wt.Span<T>(), kernel.Span<T>(), g.OutputChannels, g.GroupInputChannels, kernelPixels, context.Parallel);
+                Layout.NchwToNhwc<T>(wt.Span<T>(), kernel.Span<T>(), g.OutputChannels, g.GroupInputChannels, kernelPixels, context.Pool);
             }
             Tensor? bias = null;
             if (b is not null)
