@@ -6,8 +6,8 @@ namespace OnnxStream.Operators;
 /// <summary>
 /// ONNX Conv, 1-D and 2-D: X [N,C,(H,)W], W [M,C/group,(kH,)kW], optional B [M]. Runs XNNPACK's NHWC
 /// convolution between NCHW ↔ NHWC transposes, in float32: float16 activations are widened and the
-/// result rounded back; float16 or quantized uint8 weights and biases (fp16/uint8 model folders) are
-/// widened/dequantized. With <see cref="OperatorContext.Float16Kernels"/> a float16 X runs XNNPACK's
+/// result rounded back; float16 or quantized uint8 weights and biases (fp16/uint8 model folders) reach it as
+/// stored and are widened/dequantized one block of channels at a time (see <see cref="ConvolutionBlocks"/>). With <see cref="OperatorContext.Float16Kernels"/> a float16 X runs XNNPACK's
 /// float16 convolution instead (weights narrowed to float16). Under static activation quantization a quantized
 /// X with a uint8 W runs XNNPACK's uint8 convolution straight into a uint8 output (see <see cref="QuantizedOperands"/>);
 /// a quantized X otherwise is dequantized. A 1-D convolution is a 2-D one of height 1; its weights may carry the trailing
@@ -35,7 +35,10 @@ internal sealed class ConvOperator : IOperator
             Convolve<float>(context, plan, x, w, b, output);
     }
 
-    /// <summary>The convolution computed in <typeparamref name="T"/> (float or Half), between NCHW ↔ NHWC transposes.</summary>
+    /// <summary>
+    /// The convolution computed in <typeparamref name="T"/> (float or Half), between NCHW ↔ NHWC transposes, in blocks
+    /// of input and output channels (see <see cref="ConvolutionBlocks"/>).
+    /// </summary>
     private static void Convolve<T>(OperatorContext context, ConvPlan plan, Tensor x, Tensor w, Tensor? b, Tensor output) where T : unmanaged
     {
         var type = ElementTypes.Of<T>();
@@ -46,16 +49,31 @@ internal sealed class ConvOperator : IOperator
         var inputPixels = plan.InputHeight * plan.InputWidth;
         var outputPixels = g.OutputHeight(plan.InputHeight) * g.OutputWidth(plan.InputWidth);
 
-        // With the Ram provider the packed kernel is kept for later runs (when W and B are weights).
-        var cacheable = context.IsWeight(1) && (b is null || context.IsWeight(2));
+        // With the Ram provider every block is packed once and kept for later runs (when W and B are weights);
+        // otherwise each block is packed just before it runs, within the weight slice budget.
+        var keep = context.KeepsPreparedOperators && context.IsWeight(1) && (b is null || context.IsWeight(2));
         var owned = true;
-        var convolution = cacheable
-            ? context.Prepare(() => CreateConvolution<T>(context, g, w, b), out owned)
-            : CreateConvolution<T>(context, g, w, b);
-        if (!owned && convolution.Geometry != g)
+        ConvolutionBlocks Pack()
         {
-            // SAME padding follows the input's size: a kept operator is only good for the geometry it was packed with.
-            convolution = CreateConvolution<T>(context, g, w, b);
+            var packed = ConvolutionBlocks.Plan<T>(g, long.MaxValue, keep: true);
+            try
+            {
+                packed.PackAll<T>(context, w, b);
+                return packed;
+            }
+            catch
+            {
+                packed.Dispose();
+                throw;
+            }
+        }
+        // Blocks packed per run are packed one per thread at once: each gets its share of the weight slice budget.
+        var blockBytes = context.WeightSliceBytes / context.Pool.ThreadCount;
+        var blocks = keep ? context.Prepare(Pack, out owned) : ConvolutionBlocks.Plan<T>(g, blockBytes, keep: false);
+        if (!owned && (blocks.Geometry != g || blocks.DataType != KernelDataTypes.Of<T>()))
+        {
+            // SAME padding follows the input's size: kept blocks are only good for the geometry they were packed with.
+            blocks = ConvolutionBlocks.Plan<T>(g, blockBytes, keep: false);
             owned = true;
         }
         Tensor? nhwcIn = null, nhwcOut = null;
@@ -65,7 +83,7 @@ internal sealed class ConvOperator : IOperator
             // Output: NHWC straight into the output when that is also NCHW and of the compute type.
             var direct = output.ElementType == type && (outputChannels == 1 || outputPixels == 1);
             nhwcOut = direct ? output : context.Scratch(type, [output.ElementCount]);
-            convolution.Run(context.Pool, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<T>(), nhwcOut.Buffer<T>());
+            blocks.Run(context, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<T>(), nhwcOut.Buffer<T>(), w, b);
             if (ownsIn) nhwcIn.Dispose();
             nhwcIn = null;
             if (!direct) FromNhwc<T>(context, nhwcOut, output, n, outputChannels, outputPixels);
@@ -74,9 +92,13 @@ internal sealed class ConvOperator : IOperator
         {
             if (nhwcIn is not null && nhwcIn != x) nhwcIn.Dispose();
             if (nhwcOut is not null && nhwcOut != output) nhwcOut.Dispose();
-            if (owned) convolution.Dispose();
+            if (owned) blocks.Dispose();
         }
     }
+
+    /// <inheritdoc />
+    /// <remarks>W and B as stored (float16 in fp16 folders): only one block of the kernel is converted at a time.</remarks>
+    public bool TakesStoredWeight(int index) => index is 1 or 2;
 
     /// <inheritdoc />
     public bool TakesQuantized(int index) => index is 0 or 1;
@@ -179,45 +201,6 @@ internal sealed class ConvOperator : IOperator
         {
             if (source != nhwc) source.Dispose();
         }
-    }
-
-    /// <summary>Packs W (OIHW, turned OHWI) and B, as <typeparamref name="T"/>, into an XNNPACK convolution.</summary>
-    private static Convolution2dOperator CreateConvolution<T>(OperatorContext context, Convolution2dGeometry g, Tensor w, Tensor? b)
-        where T : unmanaged
-    {
-        var kernelPixels = g.KernelHeight * g.KernelWidth;
-        var scratch = new List<Tensor>();
-        try
-        {
-            // OIHW → OHWI (the same memory when the window is 1×1 or there is one input channel per group).
-            var wt = Layout.ToType<T>(context, w, "W", out var ownsW);
-            if (ownsW) scratch.Add(wt);
-            var kernel = wt;
-            if (kernelPixels > 1 && g.GroupInputChannels > 1)
-            {
-                kernel = Track(scratch, context.Scratch(wt.ElementType, [wt.ElementCount]));
-                Layout.NchwToNhwc<T>(wt.Span<T>(), kernel.Span<T>(), g.OutputChannels, g.GroupInputChannels, kernelPixels, context.Pool);
-            }
-            Tensor? bias = null;
-            if (b is not null)
-            {
-                bias = Layout.ToType<T>(context, b, "B", out var ownsB);
-                if (ownsB) scratch.Add(bias);
-            }
-            return typeof(T) == typeof(Half)
-                ? Convolution2dOperator.CreateFloat16(g, kernel.Span<Half>(), bias is null ? default : bias.Span<Half>())
-                : Convolution2dOperator.CreateFloat32(g, kernel.Span<float>(), bias is null ? default : bias.Span<float>());
-        }
-        finally
-        {
-            foreach (var tensor in scratch) tensor.Dispose();
-        }
-    }
-
-    private static Tensor Track(List<Tensor> scratch, Tensor tensor)
-    {
-        scratch.Add(tensor);
-        return tensor;
     }
 
     /// <summary>What a Conv node computes: the XNNPACK geometry, the input's 2-D size and the NCHW output shape.</summary>

@@ -68,15 +68,15 @@ public sealed class OperatorContext
     }
 
     /// <summary>A scratch tensor the operator must dispose itself.</summary>
-    public Tensor Scratch(ElementType type, ReadOnlySpan<int> shape) =>
-        _capture is null ? Tensor.Allocate(type, shape, Allocator) : throw new OutputsCapturedException(complete: false);
+    public Tensor Scratch(ElementType type, ReadOnlySpan<int> shape, Quantization? quantization = null) =>
+        _capture is null ? Tensor.Allocate(type, shape, Allocator, quantization) : throw new OutputsCapturedException(complete: false);
 
     /// <summary>
     /// A native operator built from this node's weights: the one the session keeps from an earlier run
     /// when it keeps them (the Ram provider; then <paramref name="owned"/> is false), else a new one
     /// the caller disposes. Only for operators that depend on nothing but the node's weights and attributes.
     /// </summary>
-    internal T Prepare<T>(Func<T> create, out bool owned) where T : PreparedOperator
+    internal T Prepare<T>(Func<T> create, out bool owned) where T : class, IDisposable
     {
         owned = _prepared is null;
         return _prepared is null ? create() : _prepared.GetOrCreate(Node, create);
@@ -95,6 +95,12 @@ public sealed class OperatorContext
     /// Sigmoid's 1/256); a float32 output is quantized by the session. Null: write float.
     /// </summary>
     public Quantization? OutputQuantization { get; init; }
+
+    /// <summary>
+    /// When weights are not kept between runs: the most bytes of one weight that an operation converts and packs at
+    /// once (see <see cref="InferenceSessionOptions.WeightSliceBytes"/>).
+    /// </summary>
+    public long WeightSliceBytes { get; init; } = InferenceSessionOptions.DefaultWeightSliceBytes;
 
     /// <summary>Whether the session keeps prepared operators between runs (see <see cref="Prepare{T}"/>).</summary>
     internal bool KeepsPreparedOperators => _prepared is not null;

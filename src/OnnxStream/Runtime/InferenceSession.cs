@@ -26,6 +26,7 @@ public sealed class InferenceSession : IDisposable
     private readonly ActivationQuantization _quantization;
     private readonly RangeData? _ranges;
     private readonly HashSet<string>? _quantizedTensors;
+    private readonly long _weightSliceBytes;
 
     /// <summary>Loads a model (a model.txt or a model folder) and prepares to run it.</summary>
     /// <exception cref="ModelFormatException">The model is malformed or uses an unsupported operator.</exception>
@@ -49,6 +50,8 @@ public sealed class InferenceSession : IDisposable
             foreach (var input in node.Inputs)
                 if (input is { IsWeight: false }) _uses[input.Name] = _uses.GetValueOrDefault(input.Name) + 1;
         _trace = options.Trace;
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.WeightSliceBytes, 1, nameof(options.WeightSliceBytes));
+        _weightSliceBytes = options.WeightSliceBytes;
         Precision = options.Precision == Precision.Float16Arithmetic && !NativeRuntime.SupportsFloat16
             ? Precision.Float16Storage
             : options.Precision;
@@ -202,6 +205,7 @@ public sealed class InferenceSession : IDisposable
             {
                 Float16Kernels = Precision == Precision.Float16Arithmetic,
                 OutputQuantization = quantize && _ranges is not null ? _ranges.QuantizationOf(node.Name) : null,
+                WeightSliceBytes = _weightSliceBytes,
             };
             op.Run(context);
             for (var k = 0; k < node.Outputs.Length; k++)

@@ -85,6 +85,17 @@ public sealed class InferenceSessionOptions
     /// <summary>Read-ahead budget of the prefetching provider, in bytes.</summary>
     public long PrefetchBudgetBytes { get; set; } = 1 << 20;
 
+    /// <summary>The default <see cref="WeightSliceBytes"/>: 8 MiB.</summary>
+    public const long DefaultWeightSliceBytes = 8 << 20;
+
+    /// <summary>
+    /// When weights are not kept between runs (every provider but Ram): the most bytes of one weight that an operation
+    /// converts to its compute type and packs at once (blocks packed on several threads at once share it). Conv packs a
+    /// larger kernel in blocks of output channels, each written in place into the output, so a 118 MB float32 kernel costs
+    /// a few MB at a time. Much smaller blocks cost speed.
+    /// </summary>
+    public long WeightSliceBytes { get; set; } = DefaultWeightSliceBytes;
+
     /// <summary>The precision of activations and arithmetic (default float32).</summary>
     public Precision Precision { get; set; } = Precision.Float32;
 
