@@ -18,7 +18,7 @@ internal enum OsnLimits
     /// <summary>
     /// Bump when a declaration in this header changes.
     /// </summary>
-    AbiVersion = 1,
+    AbiVersion = 2,
     /// <summary>
     /// Bytes XNNPACK may read past the end of an input buffer.
     /// </summary>
@@ -27,6 +27,14 @@ internal enum OsnLimits
     /// Most dimensions a broadcasting elementwise operand may have.
     /// </summary>
     MaxDims = 6,
+    /// <summary>
+    /// Blocks of at least this many bytes are worth osn_block_allocate.
+    /// </summary>
+    LargeBlockBytes = 262144,
+    /// <summary>
+    /// Bytes of freed large blocks kept for reuse unless osn_block_cache_set_limit says otherwise.
+    /// </summary>
+    DefaultBlockCacheBytes = 33554432,
 }
 
 internal enum OsnStatus
@@ -193,6 +201,25 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(LibraryName)]
     internal static partial int osn_reset_peak_bytes();
+
+    /// <summary>
+    /// Blocks for tensors and packed weights of at least OSN_LARGE_BLOCK_BYTES, mapped from the system and
+    /// given back to it when freed (so freed weights leave the resident set, which the C heap does not
+    /// promise), except for a bounded cache of freed blocks that serves later requests of the same size
+    /// without new page faults. *block_out is page-aligned; *zeroed_out is 1 when it is freshly mapped
+    /// (all zero), 0 when it comes from the cache (old contents). bytes is the size passed to free.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_block_allocate(nuint bytes, void** block_out, int* zeroed_out);
+
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_block_free(void* block, nuint bytes);
+
+    /// <summary>
+    /// Bytes of freed blocks the cache may hold (default OSN_DEFAULT_BLOCK_CACHE_BYTES); 0 unmaps at once.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_block_cache_set_limit(nuint bytes);
 
     /// <summary>
     /// threads &gt;= 1. A pool of 1 runs everything on the calling thread.

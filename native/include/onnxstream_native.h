@@ -33,11 +33,15 @@ extern "C" {
 /* Fixed numbers of the interface. */
 typedef enum osn_limits {
   /* Bump when a declaration in this header changes. */
-  OSN_ABI_VERSION = 1,
+  OSN_ABI_VERSION = 2,
   /* Bytes XNNPACK may read past the end of an input buffer. */
   OSN_EXTRA_BYTES = 16,
   /* Most dimensions a broadcasting elementwise operand may have. */
   OSN_MAX_DIMS = 6,
+  /* Blocks of at least this many bytes are worth osn_block_allocate. */
+  OSN_LARGE_BLOCK_BYTES = 262144,
+  /* Bytes of freed large blocks kept for reuse unless osn_block_cache_set_limit says otherwise. */
+  OSN_DEFAULT_BLOCK_CACHE_BYTES = 33554432,
 } osn_limits;
 
 typedef enum osn_status {
@@ -150,6 +154,18 @@ OSN_API int32_t osn_capabilities(uint32_t* capabilities);
    osn_reset_peak_bytes(). */
 OSN_API int32_t osn_memory_stats(int64_t* current_bytes, int64_t* peak_bytes);
 OSN_API int32_t osn_reset_peak_bytes(void);
+
+/* ---- Large blocks ------------------------------------------------------------------------ */
+
+/* Blocks for tensors and packed weights of at least OSN_LARGE_BLOCK_BYTES, mapped from the system and
+   given back to it when freed (so freed weights leave the resident set, which the C heap does not
+   promise), except for a bounded cache of freed blocks that serves later requests of the same size
+   without new page faults. *block_out is page-aligned; *zeroed_out is 1 when it is freshly mapped
+   (all zero), 0 when it comes from the cache (old contents). bytes is the size passed to free. */
+OSN_API int32_t osn_block_allocate(size_t bytes, void** block_out, int32_t* zeroed_out);
+OSN_API int32_t osn_block_free(void* block, size_t bytes);
+/* Bytes of freed blocks the cache may hold (default OSN_DEFAULT_BLOCK_CACHE_BYTES); 0 unmaps at once. */
+OSN_API int32_t osn_block_cache_set_limit(size_t bytes);
 
 /* ---- Thread pool ------------------------------------------------------------------------ */
 
