@@ -238,20 +238,21 @@ internal static unsafe partial class NativeMethods
 
     /// <summary>
     /// Fully connected: output[batch][output_channels] = input[batch][input_channels] x W^T + bias,
-    /// clamped to [output_min, output_max]. bias may be NULL. The weights are copied (packed): the
-    /// caller may free them after this returns.
+    /// clamped to [output_min, output_max]. bias may be NULL. Output rows are output_stride elements apart
+    /// (0: output_channels), so an operator of some output channels can write them into wider rows. The
+    /// weights are copied (packed): the caller may free them after this returns.
     /// </summary>
     [LibraryImport(LibraryName)]
-    internal static partial int osn_fully_connected_create_f32(nuint input_channels, nuint output_channels, float* weights, float* bias, float output_min, float output_max, uint flags, out OsnOperatorHandle op_out);
+    internal static partial int osn_fully_connected_create_f32(nuint input_channels, nuint output_channels, nuint output_stride, float* weights, float* bias, float output_min, float output_max, uint flags, out OsnOperatorHandle op_out);
 
     [LibraryImport(LibraryName)]
-    internal static partial int osn_fully_connected_create_f16(nuint input_channels, nuint output_channels, ushort* weights, ushort* bias, float output_min, float output_max, uint flags, out OsnOperatorHandle op_out);
+    internal static partial int osn_fully_connected_create_f16(nuint input_channels, nuint output_channels, nuint output_stride, ushort* weights, ushort* bias, float output_min, float output_max, uint flags, out OsnOperatorHandle op_out);
 
     /// <summary>
     /// bias is int32 in units of input.scale * weights_quantization.scale.
     /// </summary>
     [LibraryImport(LibraryName)]
-    internal static partial int osn_fully_connected_create_qu8(nuint input_channels, nuint output_channels, OsnQuantization input, OsnQuantization weights_quantization, byte* weights, int* bias, OsnQuantization output, uint flags, out OsnOperatorHandle op_out);
+    internal static partial int osn_fully_connected_create_qu8(nuint input_channels, nuint output_channels, nuint output_stride, OsnQuantization input, OsnQuantization weights_quantization, byte* weights, int* bias, OsnQuantization output, uint flags, out OsnOperatorHandle op_out);
 
     /// <summary>
     /// input and output are of the operator's data type.

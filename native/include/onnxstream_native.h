@@ -179,17 +179,18 @@ OSN_API int32_t osn_threadpool_destroy(osn_threadpool* pool);
 OSN_API int32_t osn_operator_destroy(osn_operator* op);
 
 /* Fully connected: output[batch][output_channels] = input[batch][input_channels] x W^T + bias,
-   clamped to [output_min, output_max]. bias may be NULL. The weights are copied (packed): the
-   caller may free them after this returns. */
+   clamped to [output_min, output_max]. bias may be NULL. Output rows are output_stride elements apart
+   (0: output_channels), so an operator of some output channels can write them into wider rows. The
+   weights are copied (packed): the caller may free them after this returns. */
 OSN_API int32_t osn_fully_connected_create_f32(size_t input_channels, size_t output_channels,
-    const float* weights, const float* bias, float output_min, float output_max, uint32_t flags,
-    osn_operator** op_out);
+    size_t output_stride, const float* weights, const float* bias, float output_min, float output_max,
+    uint32_t flags, osn_operator** op_out);
 OSN_API int32_t osn_fully_connected_create_f16(size_t input_channels, size_t output_channels,
-    const uint16_t* weights, const uint16_t* bias, float output_min, float output_max, uint32_t flags,
-    osn_operator** op_out);
+    size_t output_stride, const uint16_t* weights, const uint16_t* bias, float output_min, float output_max,
+    uint32_t flags, osn_operator** op_out);
 /* bias is int32 in units of input.scale * weights_quantization.scale. */
 OSN_API int32_t osn_fully_connected_create_qu8(size_t input_channels, size_t output_channels,
-    osn_quantization input, osn_quantization weights_quantization, const uint8_t* weights,
+    size_t output_stride, osn_quantization input, osn_quantization weights_quantization, const uint8_t* weights,
     const int32_t* bias, osn_quantization output, uint32_t flags, osn_operator** op_out);
 /* input and output are of the operator's data type. */
 OSN_API int32_t osn_fully_connected_run(osn_operator* op, size_t batch_size, const void* input,

@@ -68,7 +68,7 @@ internal sealed class ConvOperator : IOperator
             }
         }
         // Blocks packed per run are packed one per thread at once: each gets its share of the weight slice budget.
-        var blockBytes = context.WeightSliceBytes / context.Pool.ThreadCount;
+        var blockBytes = ChannelBlocks.SliceBytesPerThread(context);
         var blocks = keep ? context.Prepare(Pack, out owned) : ConvolutionBlocks.Plan<T>(g, blockBytes, keep: false);
         if (!owned && (blocks.Geometry != g || blocks.DataType != KernelDataTypes.Of<T>()))
         {

@@ -29,9 +29,6 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
     /// </summary>
     internal const int InputBlockElements = 2304;
 
-    /// <summary>Block sizes are multiples of this many channels (XNNPACK's widest output tile; 64-byte aligned float32 input offsets).</summary>
-    private const int ChannelAlignment = 16;
-
     private readonly Convolution2dOperator?[]? _kept;
 
     private ConvolutionBlocks(Convolution2dGeometry geometry, KernelDataType dataType, int inputBlock, int outputBlock)
@@ -69,8 +66,8 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
     /// <summary>
     /// Plans the blocks of a convolution computed in <typeparamref name="T"/> (float or Half): input-channel blocks of at
     /// most <see cref="InputBlockElements"/> kernel elements per output channel (float only), and output-channel blocks whose
-    /// kernel block holds at most <paramref name="maxBlockBytes"/> bytes (at least <see cref="ChannelAlignment"/> channels).
-    /// Blocks of one dimension are balanced: 1280 channels in blocks of at most 896 are two of 640.
+    /// kernel block holds at most <paramref name="maxBlockBytes"/> bytes (at least <see cref="ChannelBlocks.Alignment"/>
+    /// channels), balanced (see <see cref="ChannelBlocks.Size"/>).
     /// </summary>
     public static ConvolutionBlocks Plan<T>(Convolution2dGeometry geometry, long maxBlockBytes, bool keep) where T : unmanaged
     {
@@ -80,24 +77,11 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
         var outputChannels = geometry.OutputChannels;
         if (geometry.Groups != 1) return new ConvolutionBlocks(geometry, dataType, inputChannels, outputChannels, keep);
         var inputBlock = dataType == KernelDataType.Float32
-            ? Balanced(inputChannels, Math.Max(1, InputBlockElements / windowPixels))
+            ? ChannelBlocks.Size(inputChannels, Math.Max(1, InputBlockElements / windowPixels))
             : inputChannels;
         var rowBytes = (long)inputBlock * windowPixels * sizeof(T);
-        var outputBlock = Balanced(outputChannels, (int)Math.Clamp(maxBlockBytes / rowBytes, 1, outputChannels));
+        var outputBlock = ChannelBlocks.Size(outputChannels, maxBlockBytes / rowBytes);
         return new ConvolutionBlocks(geometry, dataType, inputBlock, outputBlock, keep);
-    }
-
-    /// <summary>
-    /// The block size that splits <paramref name="count"/> into the fewest blocks of at most <paramref name="limit"/> (but at
-    /// least <see cref="ChannelAlignment"/>), as even as alignment allows.
-    /// </summary>
-    private static int Balanced(int count, int limit)
-    {
-        if (count <= limit) return count;
-        var aligned = Math.Max(ChannelAlignment, limit / ChannelAlignment * ChannelAlignment);
-        var blocks = (count + aligned - 1) / aligned;
-        var size = ((count + blocks - 1) / blocks + ChannelAlignment - 1) / ChannelAlignment * ChannelAlignment;
-        return Math.Min(size, count);
     }
 
     /// <summary>Packs every block now, to be kept for later runs (see <see cref="Plan{T}"/>'s keep).</summary>
