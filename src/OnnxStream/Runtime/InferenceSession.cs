@@ -74,7 +74,7 @@ public sealed class InferenceSession : IDisposable
                     WeightsProviderKind.NoCache => new DiskNoCacheWeightsProvider(),
                     WeightsProviderKind.Ram => new RamWeightsProvider(),
                     WeightsProviderKind.MemoryMapped => new MemoryMappedWeightsProvider(),
-                    _ => new DiskPrefetchWeightsProvider(options.PrefetchBudgetBytes),
+                    _ => new DiskPrefetchWeightsProvider(options.PrefetchBudgetBytes, options.PrefetchHoldBytes),
                 };
         }
         catch

@@ -85,6 +85,13 @@ public sealed class InferenceSessionOptions
     /// <summary>Read-ahead budget of the prefetching provider, in bytes.</summary>
     public long PrefetchBudgetBytes { get; set; } = 1 << 20;
 
+    /// <summary>
+    /// The prefetching provider reads the next weight ahead only while the weights held at once (those of the current
+    /// operation and those read ahead) stay within this many bytes with it, or when none are held (default 32 MiB):
+    /// a large weight is not read ahead while another is in use.
+    /// </summary>
+    public long PrefetchHoldBytes { get; set; } = 32 << 20;
+
     /// <summary>The default <see cref="WeightSliceBytes"/>: 8 MiB.</summary>
     public const long DefaultWeightSliceBytes = 8 << 20;
 
