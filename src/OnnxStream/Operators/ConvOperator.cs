@@ -24,7 +24,9 @@ internal sealed class ConvOperator : IOperator
         var plan = InferShape(context, x, w, b);
         if (QuantizedOperands.ForProduct(context, x, w) is { } outputQuantization)
         {
-            ConvolveQUInt8(context, plan, x, w, b, outputQuantization);
+            // XNNPACK's uint8 convolution packs the whole kernel: one left unread is read whole.
+            using var whole = context.WeightReader(1) is { } reader ? ReadWhole(context, w, reader) : null;
+            ConvolveQUInt8(context, plan, x, whole ?? w, b, outputQuantization);
             return;
         }
         var output = context.Output(0, x.ElementType == ElementType.Float16 ? ElementType.Float16 : ElementType.Float32, plan.OutputShape);
@@ -67,9 +69,12 @@ internal sealed class ConvOperator : IOperator
                 throw;
             }
         }
-        // Blocks packed per run are packed one per thread at once: each gets its share of the weight slice budget.
+        // Blocks packed per run are packed one per thread at once: each gets its share of the weight slice budget. A kernel
+        // left unread by the session is read an output block at a time.
+        var reader = context.WeightReader(1);
         var blockBytes = ChannelBlocks.SliceBytesPerThread(context);
-        var blocks = keep ? context.Prepare(Pack, out owned) : ConvolutionBlocks.Plan<T>(g, blockBytes, keep: false);
+        var storedElementSize = reader is null ? 0 : w.ElementType.Size();
+        var blocks = keep && reader is null ? context.Prepare(Pack, out owned) : ConvolutionBlocks.Plan<T>(g, blockBytes, keep: false, storedElementSize);
         if (!owned && (blocks.Geometry != g || blocks.DataType != KernelDataTypes.Of<T>()))
         {
             // SAME padding follows the input's size: kept blocks are only good for the geometry they were packed with.
@@ -83,7 +88,7 @@ internal sealed class ConvOperator : IOperator
             // Output: NHWC straight into the output when that is also NCHW and of the compute type.
             var direct = output.ElementType == type && (outputChannels == 1 || outputPixels == 1);
             nhwcOut = direct ? output : context.Scratch(type, [output.ElementCount]);
-            blocks.Run(context, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<T>(), nhwcOut.Buffer<T>(), w, b);
+            blocks.Run(context, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<T>(), nhwcOut.Buffer<T>(), w, reader, b);
             if (ownsIn) nhwcIn.Dispose();
             nhwcIn = null;
             if (!direct) FromNhwc<T>(context, nhwcOut, output, n, outputChannels, outputPixels);
@@ -101,7 +106,27 @@ internal sealed class ConvOperator : IOperator
     public bool TakesStoredWeight(int index) => index is 1 or 2;
 
     /// <inheritdoc />
+    /// <remarks>A large W is read an output block (its contiguous OIHW rows) at a time.</remarks>
+    public bool ReadsWeightSlices(int index) => index == 1;
+
+    /// <inheritdoc />
     public bool TakesQuantized(int index) => index is 0 or 1;
+
+    /// <summary>The weight <paramref name="w"/> (left unread by the session) read whole into a scratch tensor.</summary>
+    private static Tensor ReadWhole(OperatorContext context, Tensor w, Weights.WeightSliceReader reader)
+    {
+        var whole = context.Scratch(w.ElementType, w.Shape, w.Quantization);
+        try
+        {
+            reader.Read(0, whole.Bytes);
+            return whole;
+        }
+        catch
+        {
+            whole.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>The convolution in uint8: X, W and the output quantized, the bias in int32, between NCHW ↔ NHWC transposes.</summary>
     private static void ConvolveQUInt8(OperatorContext context, ConvPlan plan, Tensor x, Tensor w, Tensor? b, Quantization outputQuantization)

@@ -1,6 +1,7 @@
 using OnnxStream.Kernels;
 using OnnxStream.Memory;
 using OnnxStream.Tensors;
+using OnnxStream.Weights;
 
 namespace OnnxStream.Operators;
 
@@ -67,9 +68,11 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
     /// Plans the blocks of a convolution computed in <typeparamref name="T"/> (float or Half): input-channel blocks of at
     /// most <see cref="InputBlockElements"/> kernel elements per output channel (float only), and output-channel blocks whose
     /// kernel block holds at most <paramref name="maxBlockBytes"/> bytes (at least <see cref="ChannelBlocks.Alignment"/>
-    /// channels), balanced (see <see cref="ChannelBlocks.Size"/>).
+    /// channels), balanced (see <see cref="ChannelBlocks.Size"/>). With <paramref name="storedElementSize"/>, the kernel's
+    /// stored rows are read from the file an output block at a time: their bytes count in the bound too.
     /// </summary>
-    public static ConvolutionBlocks Plan<T>(Convolution2dGeometry geometry, long maxBlockBytes, bool keep) where T : unmanaged
+    public static ConvolutionBlocks Plan<T>(Convolution2dGeometry geometry, long maxBlockBytes, bool keep, int storedElementSize = 0)
+        where T : unmanaged
     {
         var dataType = KernelDataTypes.Of<T>();
         var windowPixels = geometry.KernelHeight * geometry.KernelWidth;
@@ -79,7 +82,8 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
         var inputBlock = dataType == KernelDataType.Float32
             ? ChannelBlocks.Size(inputChannels, Math.Max(1, InputBlockElements / windowPixels))
             : inputChannels;
-        var rowBytes = (long)inputBlock * windowPixels * sizeof(T);
+        // Per output channel: its kernel block in T, or its whole stored kernel row when the rows are read from the file.
+        var rowBytes = Math.Max((long)inputBlock * windowPixels * sizeof(T), (long)inputChannels * windowPixels * storedElementSize);
         var outputBlock = ChannelBlocks.Size(outputChannels, maxBlockBytes / rowBytes);
         return new ConvolutionBlocks(geometry, dataType, inputBlock, outputBlock, keep);
     }
@@ -91,9 +95,12 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
         var bias = Bias<T>(context, b, out var ownsBias);
         try
         {
-            for (var i = 0; i < InputBlocks; i++)
-                for (var o = 0; o < OutputBlocks; o++)
-                    kept[i * OutputBlocks + o] = CreateBlock<T>(context, w, i == 0 ? bias : null, i, o);
+            for (var o = 0; o < OutputBlocks; o++)
+            {
+                var rows = AxisHelper.Data(w) + (long)o * OutputBlock * RowLength * w.ElementType.Size();
+                for (var i = 0; i < InputBlocks; i++)
+                    kept[o * InputBlocks + i] = CreateBlock<T>(context, w, rows, i == 0 ? bias : null, i, o);
+            }
         }
         finally
         {
@@ -101,73 +108,107 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
         }
     }
 
+    /// <summary>Elements of one output channel's kernel in W (OIHW: [C/group, kH, kW]).</summary>
+    private int RowLength => Geometry.GroupInputChannels * Geometry.KernelHeight * Geometry.KernelWidth;
+
     /// <summary>
-    /// Convolves the NHWC <paramref name="input"/> [n, height, width, InputChannels] into the NHWC <paramref name="output"/>.
-    /// Unless every block is kept, each is packed from <paramref name="w"/> (OIHW, as stored: float32, float16 or quantized
-    /// uint8) and <paramref name="b"/> just before it runs.
+    /// Convolves the NHWC <paramref name="input"/> [n, height, width, InputChannels] into the NHWC <paramref name="output"/>,
+    /// an output block at a time. Unless every block is kept, each is packed just before it runs from W (OIHW, as stored:
+    /// float32, float16 or quantized uint8) and <paramref name="b"/>: from <paramref name="w"/>'s data, or, with
+    /// <paramref name="reader"/>, from the output block's kernel rows read from the file (then <paramref name="w"/> only
+    /// says the type).
     /// </summary>
     public void Run<T>(OperatorContext context, int n, int height, int width, NativeBuffer<T> input, NativeBuffer<T> output,
-        Tensor w, Tensor? b) where T : unmanaged
+        Tensor w, WeightSliceReader? reader, Tensor? b) where T : unmanaged
     {
         var type = ElementTypes.Of<T>();
-        var total = InputBlocks * OutputBlocks;
         // Blocks not kept are packed a group at a time, one per thread (XNNPACK packs on the calling thread).
-        var group = _kept is null ? Math.Min(total, context.Pool.ThreadCount) : total;
+        var group = _kept is null ? Math.Min(InputBlocks, context.Pool.ThreadCount) : InputBlocks;
         var packed = _kept ?? new Convolution2dOperator?[group];
-        Tensor? partial = null, bias = null;
+        var rowBytes = (long)RowLength * w.ElementType.Size();
+        Tensor? partial = null, bias = null, rows = null;
         var ownsBias = false;
         try
         {
             if (_kept is null) bias = Bias<T>(context, b, out ownsBias);
             if (InputBlocks > 1) partial = context.Scratch(type, [output.Length]);
-            for (var start = 0; start < total; start += group)
+            for (var o = 0; o < OutputBlocks; o++)
             {
-                var count = Math.Min(group, total - start);
-                if (_kept is null) PackGroup<T>(context, w, bias, packed, start, count);
-                for (var index = start; index < start + count; index++)
+                var (o0, outputs) = (o * OutputBlock, Math.Min(OutputBlock, Geometry.OutputChannels - o * OutputBlock));
+                byte* source = null;
+                if (_kept is null && reader is not null)
                 {
-                    // Input blocks in order: the first writes the output (with the bias), each other one a partial sum
-                    // that is added once all its output blocks have run.
-                    var (i, o) = (index / OutputBlocks, index % OutputBlocks);
-                    if (i > 1 && o == 0) AddPartial(context, output, partial!);
-                    var slot = _kept is null ? index - start : index;
-                    try
+                    rows = context.Scratch(w.ElementType, [outputs, RowLength], w.Quantization);
+                    reader.Read(o0 * rowBytes, rows.Bytes);
+                    source = AxisHelper.Data(rows);
+                }
+                else if (_kept is null)
+                    source = AxisHelper.Data(w) + o0 * rowBytes;
+                for (var start = 0; start < InputBlocks; start += group)
+                {
+                    var count = Math.Min(group, InputBlocks - start);
+                    if (_kept is null) PackGroup<T>(context, w, source, bias, packed, start, count, o);
+                    for (var i = start; i < start + count; i++)
                     {
-                        packed[slot]!.Run(context.Pool, n, height, width, View(input, i * InputBlock),
-                            View(i == 0 ? output : partial!.Buffer<T>(), o * OutputBlock));
-                    }
-                    finally
-                    {
-                        if (_kept is null) Free(packed, slot);
+                        // The first input block writes the output (with the bias), each other one a partial sum added to it.
+                        var slot = _kept is null ? i - start : o * InputBlocks + i;
+                        try
+                        {
+                            packed[slot]!.Run(context.Pool, n, height, width, View(input, i * InputBlock),
+                                View(i == 0 ? output : partial!.Buffer<T>(), o0));
+                        }
+                        finally
+                        {
+                            if (_kept is null) Free(packed, slot);
+                        }
+                        if (i > 0) AddColumns(context, output, partial!.Buffer<T>(), o0, outputs);
                     }
                 }
+                rows?.Dispose();
+                rows = null;
             }
-            if (InputBlocks > 1) AddPartial(context, output, partial!);
         }
         finally
         {
             if (_kept is null)
                 for (var slot = 0; slot < packed.Length; slot++) Free(packed, slot);
+            rows?.Dispose();
             partial?.Dispose();
             if (ownsBias) bias!.Dispose();
         }
     }
 
-    /// <summary>Packs blocks <paramref name="start"/>.. (<paramref name="count"/> of them) into <paramref name="packed"/>, in parallel.</summary>
-    private void PackGroup<T>(OperatorContext context, Tensor w, Tensor? bias, Convolution2dOperator?[] packed, int start, int count)
+    /// <summary>Packs input blocks <paramref name="start"/>.. (<paramref name="count"/> of them) of output block <paramref name="o"/> into <paramref name="packed"/>, in parallel.</summary>
+    private void PackGroup<T>(OperatorContext context, Tensor w, byte* rows, Tensor? bias, Convolution2dOperator?[] packed, int start, int count, int o)
         where T : unmanaged
     {
-        void Pack(int slot)
-        {
-            var (i, o) = ((start + slot) / OutputBlocks, (start + slot) % OutputBlocks);
-            packed[slot] = CreateBlock<T>(context, w, i == 0 ? bias : null, i, o);
-        }
+        var source = (nint)rows;
+        void Pack(int slot) => packed[slot] = CreateBlock<T>(context, w, (byte*)source, start + slot == 0 ? bias : null, start + slot, o);
         if (count == 1) Pack(0);
         else Parallel.For(0, count, context.Parallel, Pack);
     }
 
-    private static void AddPartial<T>(OperatorContext context, NativeBuffer<T> output, Tensor partial) where T : unmanaged =>
-        BinaryKernels.Run(context.Pool, BinaryOperation.Add, output, [output.Length], partial.Buffer<T>(), [output.Length], output);
+    /// <summary>output[p, o0..o0+count) += partial[p, o0..o0+count) for every pixel p (float32: only float sums are split).</summary>
+    private void AddColumns<T>(OperatorContext context, NativeBuffer<T> output, NativeBuffer<T> partial, int o0, int count) where T : unmanaged
+    {
+        var stride = Geometry.OutputChannels;
+        if (count == stride)
+        {
+            BinaryKernels.Run(context.Pool, BinaryOperation.Add, output, [output.Length], partial, [output.Length], output);
+            return;
+        }
+        var (sum, part) = ((nint)output.Pointer, (nint)partial.Pointer);
+        var pixels = output.Length / stride;
+        Parallel.For(0, context.Parallel.MaxDegreeOfParallelism, context.Parallel, worker =>
+        {
+            for (long p = (long)pixels * worker / context.Parallel.MaxDegreeOfParallelism,
+                 end = (long)pixels * (worker + 1) / context.Parallel.MaxDegreeOfParallelism; p < end; p++)
+            {
+                var row = new Span<float>((float*)sum + p * stride + o0, count);
+                System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>((float*)part + p * stride + o0, count), row);
+            }
+        });
+    }
 
     private static void Free(Convolution2dOperator?[] packed, int slot)
     {
@@ -186,8 +227,11 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
         return b is null ? null : Layout.ToType<T>(context, b, "B", out owned);
     }
 
-    /// <summary>Packs block (<paramref name="inputIndex"/>, <paramref name="outputIndex"/>): its OHWI kernel from W's OIHW block, converted to <typeparamref name="T"/>.</summary>
-    private Convolution2dOperator CreateBlock<T>(OperatorContext context, Tensor w, Tensor? bias, int inputIndex, int outputIndex)
+    /// <summary>
+    /// Packs block (<paramref name="inputIndex"/>, <paramref name="outputIndex"/>): its OHWI kernel from the OIHW kernel rows
+    /// of its output channels at <paramref name="rows"/>, converted to <typeparamref name="T"/>.
+    /// </summary>
+    private Convolution2dOperator CreateBlock<T>(OperatorContext context, Tensor w, byte* rows, Tensor? bias, int inputIndex, int outputIndex)
         where T : unmanaged
     {
         var g = Geometry;
@@ -202,7 +246,7 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
             InputPixelStride = inputs == g.InputChannels ? 0 : g.InputChannels,
             OutputPixelStride = outputs == g.OutputChannels ? 0 : g.OutputChannels,
         };
-        using var kernel = BlockKernel<T>(context, w, c0, inputs, o0, outputs);
+        using var kernel = BlockKernel<T>(context, w, rows, c0, inputs, outputs);
         var blockBias = bias is null ? default : bias.Span<T>().Slice(o0, outputs);
         return typeof(T) == typeof(Half)
             ? Convolution2dOperator.CreateFloat16(geometry, kernel.Span<Half>(), System.Runtime.InteropServices.MemoryMarshal.Cast<T, Half>(blockBias))
@@ -210,17 +254,17 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
     }
 
     /// <summary>
-    /// The OHWI kernel [outputs, kH, kW, inputs] of output channels o0.. and input channels c0.. of the OIHW
-    /// <paramref name="w"/> (per group: [M, C/group, kH, kW]), as <typeparamref name="T"/>: gathered and transposed in
+    /// The OHWI kernel [outputs, kH, kW, inputs] of input channels c0.. of the OIHW kernel rows at <paramref name="rows"/>
+    /// (per group: [C/group, kH, kW] per output channel; of <paramref name="w"/>'s type), as <typeparamref name="T"/>: gathered and transposed in
     /// the stored type, then converted, so only one block is ever widened. The caller disposes it (it may be a view of W).
     /// </summary>
-    private Tensor BlockKernel<T>(OperatorContext context, Tensor w, int c0, int inputs, int o0, int outputs) where T : unmanaged
+    private Tensor BlockKernel<T>(OperatorContext context, Tensor w, byte* rows, int c0, int inputs, int outputs) where T : unmanaged
     {
         var windowPixels = Geometry.KernelHeight * Geometry.KernelWidth;
-        var rowLength = Geometry.GroupInputChannels * windowPixels; // one output channel's kernel in W
+        var rowLength = RowLength;
         var elementSize = w.ElementType.Size();
         var groupInputs = Geometry.Groups == 1 ? inputs : Geometry.GroupInputChannels;
-        var source = AxisHelper.Data(w) + ((long)o0 * rowLength + (long)c0 * windowPixels) * elementSize;
+        var source = rows + (long)c0 * windowPixels * elementSize;
         var blockLength = groupInputs * windowPixels;
         // 1. The OHWI block in the stored type, gathered and transposed in one pass (a view of W when nothing moves).
         Tensor ohwi;

@@ -18,6 +18,14 @@ public interface IOperator
     bool TakesStoredWeight(int index) => false;
 
     /// <summary>
+    /// Whether input <paramref name="index"/>, a weight that the session reads from a file (the Prefetch and NoCache
+    /// providers) and that is larger than <see cref="OperatorContext.WeightSliceBytes"/>, may be left unread: the operator
+    /// then gets a tensor with its type and shape but no data, and reads the bytes it needs a slice at a time with
+    /// <see cref="OperatorContext.WeightReader"/>. Implies <see cref="TakesStoredWeight"/>.
+    /// </summary>
+    bool ReadsWeightSlices(int index) => false;
+
+    /// <summary>
     /// Whether input <paramref name="index"/> may reach the operator as a quantized uint8 tensor when the session
     /// quantizes activations (an activation, or a uint8 weight as stored); otherwise the session dequantizes it
     /// to float32 first. An operator that takes one runs a uint8 kernel when its operands and

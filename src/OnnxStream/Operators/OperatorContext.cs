@@ -102,6 +102,15 @@ public sealed class OperatorContext
     /// </summary>
     public long WeightSliceBytes { get; init; } = InferenceSessionOptions.DefaultWeightSliceBytes;
 
+    /// <summary>
+    /// The reader of input <paramref name="index"/> when the session left that weight unread for the operator to read in
+    /// slices (see <see cref="IOperator.ReadsWeightSlices"/>); null when the input holds its data.
+    /// </summary>
+    public Weights.WeightSliceReader? WeightReader(int index) => WeightReaders?.GetValueOrDefault(index);
+
+    /// <summary>The weights left unread, by input index (see <see cref="WeightReader"/>).</summary>
+    internal IReadOnlyDictionary<int, Weights.WeightSliceReader>? WeightReaders { get; init; }
+
     /// <summary>Whether the session keeps prepared operators between runs (see <see cref="Prepare{T}"/>).</summary>
     internal bool KeepsPreparedOperators => _prepared is not null;
 

@@ -27,6 +27,7 @@ public sealed class InferenceSession : IDisposable
     private readonly RangeData? _ranges;
     private readonly HashSet<string>? _quantizedTensors;
     private readonly long _weightSliceBytes;
+    private readonly HashSet<(GraphNode Node, int Input)> _slicedWeights = [];
 
     /// <summary>Loads a model (a model.txt or a model folder) and prepares to run it.</summary>
     /// <exception cref="ModelFormatException">The model is malformed or uses an unsupported operator.</exception>
@@ -84,7 +85,15 @@ public sealed class InferenceSession : IDisposable
         }
         try
         {
-            _weights.Initialize(graph.Nodes.SelectMany(n => n.Inputs.Where(i => i is { IsWeight: true })).ToList()!, Allocator);
+            // Weights the operations read in slices themselves are not the provider's to read.
+            var readsFiles = options.CustomWeightsProvider is null && options.WeightsProvider is WeightsProviderKind.Prefetch or WeightsProviderKind.NoCache;
+            for (var i = 0; i < graph.Nodes.Count; i++)
+                for (var j = 0; j < graph.Nodes[i].Inputs.Length; j++)
+                    if (readsFiles && _operators[i].ReadsWeightSlices(j) && graph.Nodes[i].Inputs[j] is { Location: { Inline: null } location } &&
+                        location.Length > _weightSliceBytes)
+                        _slicedWeights.Add((graph.Nodes[i], j));
+            _weights.Initialize(graph.Nodes.SelectMany(n => n.Inputs.Where((input, j) => input is { IsWeight: true } && !_slicedWeights.Contains((n, j))))
+                .ToList()!, Allocator);
         }
         catch
         {
@@ -177,6 +186,7 @@ public sealed class InferenceSession : IDisposable
     {
         var inputs = new Tensor?[node.Inputs.Length];
         var acquired = new List<(TensorDescriptor, Tensor)>();
+        Dictionary<int, WeightSliceReader>? readers = null;
         var converted = new List<Tensor>();
         OperatorContext? context = null;
         try
@@ -185,7 +195,16 @@ public sealed class InferenceSession : IDisposable
             {
                 var descriptor = node.Inputs[j];
                 if (descriptor is null) continue;
-                if (descriptor.IsWeight)
+                if (descriptor.IsWeight && _slicedWeights.Contains((node, j)))
+                {
+                    // Left unread: the operator reads the slices it needs (a tensor without data says what it is).
+                    (readers ??= [])[j] = WeightSliceReader.Open(descriptor);
+                    unsafe
+                    {
+                        inputs[j] = Tensor.Wrap(descriptor.WeightType!.Value, descriptor.Shape, null, descriptor.Quantization);
+                    }
+                }
+                else if (descriptor.IsWeight)
                 {
                     var weight = _weights.Acquire(descriptor, cancellationToken);
                     acquired.Add((descriptor, weight));
@@ -206,6 +225,7 @@ public sealed class InferenceSession : IDisposable
                 Float16Kernels = Precision == Precision.Float16Arithmetic,
                 OutputQuantization = quantize && _ranges is not null ? _ranges.QuantizationOf(node.Name) : null,
                 WeightSliceBytes = _weightSliceBytes,
+                WeightReaders = readers,
             };
             op.Run(context);
             for (var k = 0; k < node.Outputs.Length; k++)
@@ -237,6 +257,8 @@ public sealed class InferenceSession : IDisposable
                 foreach (var output in context.Outputs) output?.Dispose();
             foreach (var tensor in converted) tensor.Dispose();
             foreach (var (descriptor, tensor) in acquired) _weights.Release(descriptor, tensor);
+            if (readers is not null)
+                foreach (var reader in readers.Values) reader.Dispose();
         }
     }
 

@@ -156,6 +156,39 @@ internal sealed class InferenceSessionTests
         Assert.That(session.Allocator.LiveBlocks, Is.Zero);
     }
 
+    [TestCase(WeightsProviderKind.Prefetch)]
+    [TestCase(WeightsProviderKind.NoCache)]
+    public void A_large_Conv_kernel_is_read_an_output_block_at_a_time_and_never_whole(WeightsProviderKind provider)
+    {
+        var folder = Directory.CreateTempSubdirectory("onnxstream-sliced-").FullName;
+        try
+        {
+            // A 96x256x3x3 float32 kernel (884,736 bytes) above an 8 KiB weight slice budget: blocks of 16 output channels.
+            File.WriteAllBytes(Path.Combine(folder, "cw.bin"), Kernels.Reference.RandomFloats(96 * 256 * 9, 1, -0.1f, 0.1f).SelectMany(BitConverter.GetBytes).ToArray());
+            File.WriteAllBytes(Path.Combine(folder, "cb.bin"), Kernels.Reference.RandomFloats(96, 2, -1, 1).SelectMany(BitConverter.GetBytes).ToArray());
+            File.WriteAllText(Path.Combine(folder, "model.txt"),
+                "conv:Conv*input:x(1,256,5,5);cw.bin(float32:96,256,3,3);cb.bin(float32:96)*output:y(1,96,5,5)*kernel_shape:3,3;pads:1,1,1,1\n");
+            var x = Kernels.Reference.RandomFloats(256 * 25, 3, -1, 1);
+            (float[] Values, long Peak) Run(WeightsProviderKind kind)
+            {
+                using var session = new InferenceSession(ModelTextReader.Read(folder),
+                    new InferenceSessionOptions { Threads = 2, WeightsProvider = kind, WeightSliceBytes = 8192 });
+                using var input = Tensor.From<float>(x, [1, 256, 5, 5], session.Allocator);
+                using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input });
+                return (result.Outputs["y"].Span<float>().ToArray(), result.PeakBytes);
+            }
+            var (kept, keptPeak) = Run(WeightsProviderKind.Ram);
+            var (sliced, slicedPeak) = Run(provider);
+            Assert.That(sliced, Is.EqualTo(kept).Within(1e-5));
+            Assert.That(keptPeak, Is.GreaterThan(884_736), "the Ram provider holds the kernel");
+            Assert.That(slicedPeak, Is.LessThan(884_736 / 2), "a few blocks of the kernel at a time");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Test]
     public void A_cancelled_run_stops_between_operations_and_leaks_nothing()
     {
