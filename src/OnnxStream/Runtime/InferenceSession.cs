@@ -42,6 +42,8 @@ public sealed class InferenceSession : IDisposable
         options ??= new InferenceSessionOptions();
         registry ??= OperatorRegistry.Default;
         graph = AttentionFusion.Apply(graph, options.Attention, options.AttentionSlices);
+        // Not under activation quantization: its ranges and its selection of tensors name the exported nodes.
+        if (options.FuseGeglu && options.ActivationQuantization == ActivationQuantization.None) graph = GegluFusion.Apply(graph);
         Graph = graph;
         _operators = graph.Nodes.Select(node => registry.TryGet(node.OpType, out var op)
                 ? op
@@ -120,7 +122,10 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Native operators kept between runs (XNNPACK's packed weights): non-zero only with the Ram provider after a run.</summary>
     public int PreparedOperatorCount => _prepared?.Count ?? 0;
 
-    /// <summary>The model, as run: attention subgraphs replaced when <see cref="InferenceSessionOptions.Attention"/> asks.</summary>
+    /// <summary>
+    /// The model, as run: attention subgraphs replaced when <see cref="InferenceSessionOptions.Attention"/> asks, GEGLU
+    /// projections when <see cref="InferenceSessionOptions.FuseGeglu"/> does.
+    /// </summary>
     public ModelGraph Graph { get; }
 
     /// <summary>The allocator every tensor of this session comes from: its counters are the session's memory.</summary>

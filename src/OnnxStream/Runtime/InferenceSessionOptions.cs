@@ -115,6 +115,14 @@ public sealed class InferenceSessionOptions
     /// </summary>
     public AttentionMode Attention { get; set; } = AttentionMode.Plain;
 
+    /// <summary>
+    /// Replace each GEGLU projection of a feed-forward block (<c>MatMul → Add bias → two halves → h · GELU(g)</c>, as
+    /// diffusers exports it) by one operation computed a block of rows at a time, so that the projection (twice the
+    /// result's size) never exists whole (default true; not under <see cref="ActivationQuantization"/>, whose ranges name the
+    /// exported nodes). Its intermediate tensors cannot then be asked for as extra outputs.
+    /// </summary>
+    public bool FuseGeglu { get; set; } = true;
+
     /// <summary>Blocks of query rows of <see cref="AttentionMode.Sliced"/> attention (default 2, as the original).</summary>
     public int AttentionSlices { get; set; } = 2;
 
