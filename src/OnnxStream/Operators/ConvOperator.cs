@@ -85,6 +85,8 @@ internal sealed class ConvOperator : IOperator
         try
         {
             nhwcIn = ToNhwc<T>(context, x, n, inputChannels, inputPixels, out var ownsIn);
+            // The NHWC copy is all the convolution reads: X goes now if nothing after this operation reads it.
+            if (ownsIn) context.ReleaseInput(0);
             // Output: NHWC straight into the output when that is also NCHW and of the compute type.
             var direct = output.ElementType == type && (outputChannels == 1 || outputPixels == 1);
             nhwcOut = direct ? output : context.Scratch(type, [output.ElementCount]);

@@ -26,6 +26,13 @@ public interface IOperator
     bool ReadsWeightSlices(int index) => false;
 
     /// <summary>
+    /// Whether output 0 may be written over input <paramref name="index"/>: when that input is an activation that dies with
+    /// this operation and has the output's type and shape, <see cref="OperatorContext.Output"/> hands its memory back as
+    /// the output. The operator must then read each element before writing the same one (elementwise operations).
+    /// </summary>
+    bool WritesOverInput(int index) => false;
+
+    /// <summary>
     /// Whether input <paramref name="index"/> may reach the operator as a quantized uint8 tensor when the session
     /// quantizes activations (an activation, or a uint8 weight as stored); otherwise the session dequantizes it
     /// to float32 first. An operator that takes one runs a uint8 kernel when its operands and

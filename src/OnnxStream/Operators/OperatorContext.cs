@@ -55,13 +55,23 @@ public sealed class OperatorContext
     /// <summary>An optional input, or null when omitted or beyond the inputs given.</summary>
     public Tensor? OptionalInput(int index) => index < _inputs.Length ? _inputs[index] : null;
 
-    /// <summary>Allocates output <paramref name="index"/>.</summary>
+    /// <summary>
+    /// Allocates output <paramref name="index"/>; output 0 may instead be an input the operator writes over (see
+    /// <see cref="IOperator.WritesOverInput"/>).
+    /// </summary>
     public Tensor Output(int index, ElementType type, ReadOnlySpan<int> shape, Quantization? quantization = null)
     {
         if (index >= _outputs.Length) throw Error($"has {_outputs.Length} outputs; output {index} does not exist");
         if (_outputs[index] is not null) throw Error($"output {index} was allocated twice");
         foreach (var dimension in shape)
             if (dimension < 0) throw Error($"output {index} would have a negative dimension [{string.Join(',', shape.ToArray())}]");
+        if (index == 0 && quantization is null && _capture is null)
+            foreach (var j in WritableInputs ?? [])
+                if (_inputs[j] is { Quantization: null } input && input.ElementType == type && input.Shape.AsSpan().SequenceEqual(shape))
+                {
+                    WrittenOverInput = j;
+                    return _outputs[0] = input;
+                }
         return _outputs[index] = _capture is null
             ? Tensor.Allocate(type, shape, Allocator, quantization)
             : _capture.Declare(index, type, shape, quantization);
@@ -107,6 +117,31 @@ public sealed class OperatorContext
     /// slices (see <see cref="IOperator.ReadsWeightSlices"/>); null when the input holds its data.
     /// </summary>
     public Weights.WeightSliceReader? WeightReader(int index) => WeightReaders?.GetValueOrDefault(index);
+
+    /// <summary>
+    /// Inputs that die with this operation and that the operator may write output 0 over (see
+    /// <see cref="IOperator.WritesOverInput"/>): <see cref="Output"/> hands back the first that fits.
+    /// </summary>
+    internal IReadOnlyList<int>? WritableInputs { get; init; }
+
+    /// <summary>The input that <see cref="Output"/> handed back as output 0, if any.</summary>
+    internal int? WrittenOverInput { get; private set; }
+
+    /// <summary>Activations that this operation is the last to read (and that are not results or the caller's).</summary>
+    internal IReadOnlyList<int>? DyingInputs { get; init; }
+
+    /// <summary>
+    /// Frees input <paramref name="index"/> now when this operation is the last to read it (an activation that is not a
+    /// result): an operator that has copied what it needs (Conv's NHWC transpose) need not hold it to the end. The input
+    /// must not be used after this returns true.
+    /// </summary>
+    internal bool ReleaseInput(int index)
+    {
+        if (DyingInputs?.Contains(index) != true || _inputs[index] is not { } input || WrittenOverInput == index) return false;
+        input.Dispose();
+        _inputs[index] = null;
+        return true;
+    }
 
     /// <summary>The weights left unread, by input index (see <see cref="WeightReader"/>).</summary>
     internal IReadOnlyDictionary<int, Weights.WeightSliceReader>? WeightReaders { get; init; }

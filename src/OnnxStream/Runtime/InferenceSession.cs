@@ -157,11 +157,15 @@ public sealed class InferenceSession : IDisposable
                 cancellationToken.ThrowIfCancellationRequested();
                 var start = clock.Elapsed;
                 var node = Graph.Nodes[i];
-                RunNode(node, _operators[i], live, kept, cancellationToken);
+                var writtenOver = RunNode(node, _operators[i], live, kept, remaining, callerOwned, cancellationToken);
                 trace?.Add(new OperationTrace(node.Name, node.OpType, (clock.Elapsed - start).TotalMilliseconds, Allocator.CurrentBytes));
                 foreach (var input in node.Inputs)
                     if (input is { IsWeight: false } && --remaining[input.Name] == 0 && !kept.Contains(input.Name))
-                        Free(live, input.Name, callerOwned);
+                    {
+                        // An input the operation wrote its output over lives on as that output.
+                        if (input.Name == writtenOver) live.Remove(input.Name);
+                        else Free(live, input.Name, callerOwned);
+                    }
                 foreach (var output in node.Outputs)
                     if (!remaining.ContainsKey(output.Name) && !kept.Contains(output.Name))
                         Free(live, output.Name, callerOwned);
@@ -187,7 +191,9 @@ public sealed class InferenceSession : IDisposable
         }
     }
 
-    private void RunNode(GraphNode node, IOperator op, Dictionary<string, Tensor> live, HashSet<string> kept, CancellationToken cancellationToken)
+    /// <summary>Runs one operation; returns the name of the input it wrote its output over, if any.</summary>
+    private string? RunNode(GraphNode node, IOperator op, Dictionary<string, Tensor> live, HashSet<string> kept, Dictionary<string, int> remaining,
+        HashSet<Tensor> callerOwned, CancellationToken cancellationToken)
     {
         var inputs = new Tensor?[node.Inputs.Length];
         var acquired = new List<(TensorDescriptor, Tensor)>();
@@ -225,8 +231,11 @@ public sealed class InferenceSession : IDisposable
                 }
             }
             var quantize = QuantizesOutput(node, kept);
+            var dying = DyingInputs(node, inputs, live, kept, remaining, callerOwned);
             context = new OperatorContext(node, inputs, _pool, Allocator, _prepared)
             {
+                DyingInputs = dying,
+                WritableInputs = dying?.Where(op.WritesOverInput).ToList(),
                 Float16Kernels = Precision == Precision.Float16Arithmetic,
                 OutputQuantization = quantize && _ranges is not null ? _ranges.QuantizationOf(node.Name) : null,
                 WeightSliceBytes = _weightSliceBytes,
@@ -250,7 +259,9 @@ public sealed class InferenceSession : IDisposable
                 }
             }
             for (var k = 0; k < node.Outputs.Length; k++) live[node.Outputs[k].Name] = context.Outputs[k]!;
+            var writtenOver = context.WrittenOverInput is { } index ? node.Inputs[index]!.Name : null;
             context = null; // the outputs now belong to `live`
+            return writtenOver;
         }
         catch (Exception e) when (e is not (OperatorException or OperationCanceledException or ArgumentException or ModelFormatException or IOException))
         {
@@ -265,6 +276,22 @@ public sealed class InferenceSession : IDisposable
             if (readers is not null)
                 foreach (var reader in readers.Values) reader.Dispose();
         }
+    }
+
+    /// <summary>
+    /// The inputs an operation may free early or write its output over: activations as they live (not converted copies)
+    /// that this operation is the last to read (once only), that are not results or the caller's.
+    /// </summary>
+    private static List<int>? DyingInputs(GraphNode node, Tensor?[] inputs, Dictionary<string, Tensor> live, HashSet<string> kept,
+        Dictionary<string, int> remaining, HashSet<Tensor> callerOwned)
+    {
+        List<int>? dying = null;
+        for (var j = 0; j < node.Inputs.Length; j++)
+            if (node.Inputs[j] is { IsWeight: false } input && !kept.Contains(input.Name) &&
+                live.TryGetValue(input.Name, out var tensor) && ReferenceEquals(tensor, inputs[j]) && !callerOwned.Contains(tensor) &&
+                remaining[input.Name] == 1 && node.Inputs.Count(other => other?.Name == input.Name) == 1)
+                (dying ??= []).Add(j);
+        return dying;
     }
 
     /// <summary>Whether the session stores <paramref name="node"/>'s output quantized: a selected single-output operation whose output is not kept as a result.</summary>

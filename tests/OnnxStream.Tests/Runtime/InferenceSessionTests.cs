@@ -189,6 +189,37 @@ internal sealed class InferenceSessionTests
         }
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Elementwise_operations_write_over_an_input_that_dies_with_them(bool keepA)
+    {
+        // a = σ(x), b = σ(a), c = a·b (over a, or over b when a is kept as a result), y = c + x (over c: x is the caller's).
+        var folder = Directory.CreateTempSubdirectory("onnxstream-inplace-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "model.txt"),
+                "s1:Sigmoid*input:x(1,64)*output:a(1,64)\n" +
+                "s2:Sigmoid*input:a(1,64)*output:b(1,64)\n" +
+                "m:Mul*input:a(1,64);b(1,64)*output:c(1,64)\n" +
+                "add:Add*input:c(1,64);x(1,64)*output:y(1,64)\n");
+            var x = Kernels.Reference.RandomFloats(64, 7, -3, 3);
+            using var session = new InferenceSession(ModelTextReader.Read(folder), new InferenceSessionOptions { Threads = 2 });
+            using var input = Tensor.From<float>(x, [1, 64], session.Allocator);
+            using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input }, extraOutputs: keepA ? ["a"] : null);
+            static float Sigmoid(float v) => 1 / (1 + MathF.Exp(-v));
+            var expected = x.Select(v => Sigmoid(v) * Sigmoid(Sigmoid(v)) + v).ToArray();
+            Assert.That(result.Outputs["y"].Span<float>().ToArray(), Is.EqualTo(expected).Within(1e-5));
+            Assert.That(input.Span<float>().ToArray(), Is.EqualTo(x), "the caller's input is never written over");
+            if (keepA) Assert.That(result.Outputs["a"].Span<float>().ToArray(), Is.EqualTo(x.Select(Sigmoid).ToArray()).Within(1e-6), "a result is never written over");
+            // x, a and b at most: c and y take the memory of an input that dies with them.
+            Assert.That(result.PeakBytes, Is.EqualTo(3 * 64 * sizeof(float)));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Test]
     public void A_cancelled_run_stops_between_operations_and_leaks_nothing()
     {
