@@ -85,8 +85,6 @@ internal sealed class ConvOperator : IOperator
         try
         {
             nhwcIn = ToNhwc<T>(context, x, n, inputChannels, inputPixels, out var ownsIn);
-            // The NHWC copy is all the convolution reads: X goes now if nothing after this operation reads it.
-            if (ownsIn) context.ReleaseInput(0);
             // Output: NHWC straight into the output when that is also NCHW and of the compute type.
             var direct = output.ElementType == type && (outputChannels == 1 || outputPixels == 1);
             nhwcOut = direct ? output : context.Scratch(type, [output.ElementCount]);
@@ -110,6 +108,22 @@ internal sealed class ConvOperator : IOperator
     /// <inheritdoc />
     /// <remarks>A large W is read an output block (its contiguous OIHW rows) at a time.</remarks>
     public bool ReadsWeightSlices(int index) => index == 1;
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The NHWC copy of X, then (X freed when it dies here) the NHWC result and, when the kernel is split into input
+    /// blocks, a partial-sum buffer of the result's size; kernel blocks are a few MB and not counted.
+    /// </remarks>
+    public long ScratchBytes(Graph.GraphNode node, Func<Graph.TensorDescriptor, long> bytes, Func<int, bool> inputDies)
+    {
+        if (node.Inputs is not [{ } x, { } w, ..] || node.Outputs.Length != 1 || w.Shape.Length < 3) return 0;
+        var output = bytes(node.Outputs[0]);
+        var rowElements = w.Shape[1..].Aggregate(1L, (a, d) => a * d);
+        var partial = rowElements > ConvolutionBlocks.InputBlockElements ? output : 0;
+        // While X is transposed, X and its copy; then, X freed if it dies here, the NHWC result and the partial sums.
+        var copy = bytes(x);
+        return copy + Math.Max(0, output + partial - (inputDies(0) ? copy : 0));
+    }
 
     /// <inheritdoc />
     public bool TakesQuantized(int index) => index is 0 or 1;
@@ -175,8 +189,8 @@ internal sealed class ConvOperator : IOperator
 
     /// <summary>
     /// X (NCHW, float32 or float16) as NHWC <typeparamref name="T"/>: transposed in its own type first, then
-    /// converted, so a float16 X never has a float32 NCHW copy besides the NHWC one. <paramref name="owned"/>:
-    /// the result is a scratch tensor (not X itself).
+    /// converted, so a float16 X never has a float32 NCHW copy besides the NHWC one; X is freed once transposed when
+    /// it dies with this operation. <paramref name="owned"/>: the result is a scratch tensor (not X itself).
     /// </summary>
     private static Tensor ToNhwc<T>(OperatorContext context, Tensor x, int n, int channels, int pixels, out bool owned) where T : unmanaged
     {
@@ -201,6 +215,9 @@ internal sealed class ConvOperator : IOperator
                 if (ownsX) xf.Dispose();
             }
         }
+        // The transposed copy is all the convolution reads: X goes now if nothing after this operation reads it
+        // (before a float16 copy is widened, so that X, its copy and the wide copy never coexist).
+        context.ReleaseInput(0);
         var converted = Layout.ToType<T>(context, transposed, "X", out var ownsConverted);
         if (ownsConverted) transposed.Dispose();
         owned = true;

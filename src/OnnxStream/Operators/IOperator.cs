@@ -1,3 +1,5 @@
+using OnnxStream.Graph;
+
 namespace OnnxStream.Operators;
 
 /// <summary>
@@ -31,6 +33,14 @@ public interface IOperator
     /// the output. The operator must then read each element before writing the same one (elementwise operations).
     /// </summary>
     bool WritesOverInput(int index) => false;
+
+    /// <summary>
+    /// Bytes of scratch memory the operator holds at once while it runs <paramref name="node"/>, beyond its inputs and
+    /// outputs (the tensors' sizes from <paramref name="bytes"/>), for <see cref="Graph.ModelSummary"/>'s prediction of a
+    /// run's peak. Inputs the operator frees early (<see cref="OperatorContext.ReleaseInput"/>) count as freed when they die
+    /// with the operation.
+    /// </summary>
+    long ScratchBytes(GraphNode node, Func<TensorDescriptor, long> bytes, Func<int, bool> inputDies) => 0;
 
     /// <summary>
     /// Whether input <paramref name="index"/> may reach the operator as a quantized uint8 tensor when the session
