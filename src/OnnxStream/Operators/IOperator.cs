@@ -29,8 +29,9 @@ public interface IOperator
 
     /// <summary>
     /// Whether output 0 may be written over input <paramref name="index"/>: when that input is an activation that dies with
-    /// this operation and has the output's type and shape, <see cref="OperatorContext.Output"/> hands its memory back as
-    /// the output. The operator must then read each element before writing the same one (elementwise operations).
+    /// this operation and has the output's type and element count, <see cref="OperatorContext.Output"/> hands its memory
+    /// back as the output (with the output's shape). The operator must then read each element before writing the same one
+    /// (elementwise operations), or find its output already written (Reshape: see <see cref="OperatorContext.WrittenOver"/>).
     /// </summary>
     bool WritesOverInput(int index) => false;
 

@@ -56,8 +56,8 @@ public sealed class OperatorContext
     public Tensor? OptionalInput(int index) => index < _inputs.Length ? _inputs[index] : null;
 
     /// <summary>
-    /// Allocates output <paramref name="index"/>; output 0 may instead be an input the operator writes over (see
-    /// <see cref="IOperator.WritesOverInput"/>).
+    /// Allocates output <paramref name="index"/>; output 0 may instead be the memory of an input the operator writes over
+    /// (see <see cref="IOperator.WritesOverInput"/>: same type and element count, viewed with the output's shape).
     /// </summary>
     public Tensor Output(int index, ElementType type, ReadOnlySpan<int> shape, Quantization? quantization = null)
     {
@@ -67,10 +67,10 @@ public sealed class OperatorContext
             if (dimension < 0) throw Error($"output {index} would have a negative dimension [{string.Join(',', shape.ToArray())}]");
         if (index == 0 && quantization is null && _capture is null)
             foreach (var j in WritableInputs ?? [])
-                if (_inputs[j] is { Quantization: null } input && input.ElementType == type && input.Shape.AsSpan().SequenceEqual(shape))
+                if (_inputs[j] is { Quantization: null } input && input.ElementType == type && input.ElementCount == Shapes.ElementCount(shape))
                 {
                     WrittenOverInput = j;
-                    return _outputs[0] = input;
+                    return _outputs[0] = input.Shape.AsSpan().SequenceEqual(shape) ? input : input.Reshaped(shape);
                 }
         return _outputs[index] = _capture is null
             ? Tensor.Allocate(type, shape, Allocator, quantization)
@@ -126,6 +126,9 @@ public sealed class OperatorContext
 
     /// <summary>The input that <see cref="Output"/> handed back as output 0, if any.</summary>
     internal int? WrittenOverInput { get; private set; }
+
+    /// <summary>Whether output 0 is the memory of input <paramref name="index"/> (see <see cref="IOperator.WritesOverInput"/>).</summary>
+    public bool WrittenOver(int index) => WrittenOverInput == index;
 
     /// <summary>Activations that this operation is the last to read (and that are not results or the caller's).</summary>
     internal IReadOnlyList<int>? DyingInputs { get; init; }

@@ -220,6 +220,35 @@ internal sealed class InferenceSessionTests
         }
     }
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public void A_Reshape_of_data_that_dies_with_it_is_a_view(bool keepA)
+    {
+        // a = σ(x) [1,64]; r = Reshape(a, [64]) (a's memory, unless a is kept as a result); y = σ(r) over r.
+        var folder = Directory.CreateTempSubdirectory("onnxstream-reshape-").FullName;
+        try
+        {
+            File.WriteAllBytes(Path.Combine(folder, "shape.bin"), BitConverter.GetBytes(64L));
+            File.WriteAllText(Path.Combine(folder, "model.txt"),
+                "s1:Sigmoid*input:x(1,64)*output:a(1,64)\n" +
+                "rs:Reshape*input:a(1,64);shape.bin(int64:1)*output:r(64)\n" +
+                "s2:Sigmoid*input:r(64)*output:y(64)\n");
+            var x = Kernels.Reference.RandomFloats(64, 8, -3, 3);
+            using var session = new InferenceSession(ModelTextReader.Read(folder), new InferenceSessionOptions { Threads = 2 });
+            using var input = Tensor.From<float>(x, [1, 64], session.Allocator);
+            using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input }, extraOutputs: keepA ? ["a"] : null);
+            static float Sigmoid(float v) => 1 / (1 + MathF.Exp(-v));
+            Assert.That(result.Outputs["y"].Shape, Is.EqualTo(new[] { 64 }));
+            Assert.That(result.Outputs["y"].Span<float>().ToArray(), Is.EqualTo(x.Select(v => Sigmoid(Sigmoid(v))).ToArray()).Within(1e-6));
+            if (keepA) Assert.That(result.Outputs["a"].Span<float>().ToArray(), Is.EqualTo(x.Select(Sigmoid).ToArray()).Within(1e-6), "a kept result is copied, not reshaped");
+            Assert.That(result.PeakBytes, Is.EqualTo((keepA ? 3 : 2) * 64 * sizeof(float) + sizeof(long)), "x and a (and a's copy when a is kept), and the shape");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Test]
     public void A_cancelled_run_stops_between_operations_and_leaks_nothing()
     {
