@@ -34,7 +34,7 @@ internal enum OsnLimits
     /// <summary>
     /// Bytes of freed large blocks kept for reuse unless osn_block_cache_set_limit says otherwise.
     /// </summary>
-    DefaultBlockCacheBytes = 16777216,
+    DefaultBlockCacheBytes = 8388608,
 }
 
 internal enum OsnStatus

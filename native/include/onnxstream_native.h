@@ -41,7 +41,7 @@ typedef enum osn_limits {
   /* Blocks of at least this many bytes are worth osn_block_allocate. */
   OSN_LARGE_BLOCK_BYTES = 262144,
   /* Bytes of freed large blocks kept for reuse unless osn_block_cache_set_limit says otherwise. */
-  OSN_DEFAULT_BLOCK_CACHE_BYTES = 16777216,
+  OSN_DEFAULT_BLOCK_CACHE_BYTES = 8388608,
 } osn_limits;
 
 typedef enum osn_status {

@@ -39,7 +39,7 @@ public sealed unsafe class NativeAllocator
 
     /// <summary>
     /// Bytes of freed large blocks the process keeps to serve later requests of the same size without page faults
-    /// (default 16 MiB; shared with XNNPACK's packed weights). They count in the resident set, not in
+    /// (default 8 MiB; shared with XNNPACK's packed weights). They count in the resident set, not in
     /// <see cref="CurrentBytes"/>.
     /// </summary>
     public static long BlockCacheBytes

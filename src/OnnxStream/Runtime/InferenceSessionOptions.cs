@@ -92,8 +92,8 @@ public sealed class InferenceSessionOptions
     /// </summary>
     public long PrefetchHoldBytes { get; set; } = 32 << 20;
 
-    /// <summary>The default <see cref="WeightSliceBytes"/>: 8 MiB.</summary>
-    public const long DefaultWeightSliceBytes = 8 << 20;
+    /// <summary>The default <see cref="WeightSliceBytes"/>: 4 MiB.</summary>
+    public const long DefaultWeightSliceBytes = 4 << 20;
 
     /// <summary>
     /// When weights are not kept between runs (every provider but Ram): the most bytes of one weight that an operation

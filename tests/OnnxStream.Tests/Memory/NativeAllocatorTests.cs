@@ -30,7 +30,7 @@ internal sealed class NativeAllocatorTests
     public void The_block_cache_limit_can_be_changed_and_restored()
     {
         var limit = NativeAllocator.BlockCacheBytes;
-        Assert.That(limit, Is.EqualTo(16L << 20), "the default");
+        Assert.That(limit, Is.EqualTo(8L << 20), "the default");
         try
         {
             NativeAllocator.BlockCacheBytes = 0; // every freed large block goes back to the system at once
