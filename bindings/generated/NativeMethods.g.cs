@@ -18,7 +18,7 @@ internal enum OsnLimits
     /// <summary>
     /// Bump when a declaration in this header changes.
     /// </summary>
-    AbiVersion = 1,
+    AbiVersion = 2,
     /// <summary>
     /// Bytes XNNPACK may read past the end of an input buffer.
     /// </summary>
@@ -27,6 +27,14 @@ internal enum OsnLimits
     /// Most dimensions a broadcasting elementwise operand may have.
     /// </summary>
     MaxDims = 6,
+    /// <summary>
+    /// Blocks of at least this many bytes are worth osn_block_allocate.
+    /// </summary>
+    LargeBlockBytes = 262144,
+    /// <summary>
+    /// Bytes of freed large blocks kept for reuse unless osn_block_cache_set_limit says otherwise.
+    /// </summary>
+    DefaultBlockCacheBytes = 8388608,
 }
 
 internal enum OsnStatus
@@ -130,6 +138,12 @@ internal struct OsnConvolution2dParams
     public uint Groups;
     public nuint GroupInputChannels;
     public nuint GroupOutputChannels;
+    /// <summary>
+    /// Elements between consecutive pixels of the input and of the output; 0: dense (the channel count).
+    /// A larger output stride lets a convolution of some output channels write them into a wider image.
+    /// </summary>
+    public nuint InputPixelStride;
+    public nuint OutputPixelStride;
 }
 
 /// <summary>
@@ -189,6 +203,25 @@ internal static unsafe partial class NativeMethods
     internal static partial int osn_reset_peak_bytes();
 
     /// <summary>
+    /// Blocks for tensors and packed weights of at least OSN_LARGE_BLOCK_BYTES, mapped from the system and
+    /// given back to it when freed (so freed weights leave the resident set, which the C heap does not
+    /// promise), except for a bounded cache of freed blocks that serves later requests of the same size
+    /// without new page faults. *block_out is page-aligned; *zeroed_out is 1 when it is freshly mapped
+    /// (all zero), 0 when it comes from the cache (old contents). bytes is the size passed to free.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_block_allocate(nuint bytes, void** block_out, int* zeroed_out);
+
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_block_free(void* block, nuint bytes);
+
+    /// <summary>
+    /// Bytes of freed blocks the cache may hold (default OSN_DEFAULT_BLOCK_CACHE_BYTES); 0 unmaps at once.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_block_cache_set_limit(nuint bytes);
+
+    /// <summary>
     /// threads &gt;= 1. A pool of 1 runs everything on the calling thread.
     /// </summary>
     [LibraryImport(LibraryName)]
@@ -205,20 +238,21 @@ internal static unsafe partial class NativeMethods
 
     /// <summary>
     /// Fully connected: output[batch][output_channels] = input[batch][input_channels] x W^T + bias,
-    /// clamped to [output_min, output_max]. bias may be NULL. The weights are copied (packed): the
-    /// caller may free them after this returns.
+    /// clamped to [output_min, output_max]. bias may be NULL. Output rows are output_stride elements apart
+    /// (0: output_channels), so an operator of some output channels can write them into wider rows. The
+    /// weights are copied (packed): the caller may free them after this returns.
     /// </summary>
     [LibraryImport(LibraryName)]
-    internal static partial int osn_fully_connected_create_f32(nuint input_channels, nuint output_channels, float* weights, float* bias, float output_min, float output_max, uint flags, out OsnOperatorHandle op_out);
+    internal static partial int osn_fully_connected_create_f32(nuint input_channels, nuint output_channels, nuint output_stride, float* weights, float* bias, float output_min, float output_max, uint flags, out OsnOperatorHandle op_out);
 
     [LibraryImport(LibraryName)]
-    internal static partial int osn_fully_connected_create_f16(nuint input_channels, nuint output_channels, ushort* weights, ushort* bias, float output_min, float output_max, uint flags, out OsnOperatorHandle op_out);
+    internal static partial int osn_fully_connected_create_f16(nuint input_channels, nuint output_channels, nuint output_stride, ushort* weights, ushort* bias, float output_min, float output_max, uint flags, out OsnOperatorHandle op_out);
 
     /// <summary>
     /// bias is int32 in units of input.scale * weights_quantization.scale.
     /// </summary>
     [LibraryImport(LibraryName)]
-    internal static partial int osn_fully_connected_create_qu8(nuint input_channels, nuint output_channels, OsnQuantization input, OsnQuantization weights_quantization, byte* weights, int* bias, OsnQuantization output, uint flags, out OsnOperatorHandle op_out);
+    internal static partial int osn_fully_connected_create_qu8(nuint input_channels, nuint output_channels, nuint output_stride, OsnQuantization input, OsnQuantization weights_quantization, byte* weights, int* bias, OsnQuantization output, uint flags, out OsnOperatorHandle op_out);
 
     /// <summary>
     /// input and output are of the operator's data type.
@@ -293,6 +327,15 @@ internal static unsafe partial class NativeMethods
 
     [LibraryImport(LibraryName)]
     internal static partial int osn_convert_qu8_to_f32(nuint count, byte* input, OsnQuantization input_quantization, float* output, OsnThreadpoolHandle pool);
+
+    /// <summary>
+    /// For each of `batch` matrices of rows x cols elements of `element_size` bytes (1, 2, 4 or 8): writes
+    /// its transpose (cols x rows) to output. Source matrix i starts at input + i*input_batch_stride
+    /// (elements; 0: rows*cols, dense), so a block of columns of wider rows is gathered as it is
+    /// transposed; the output is dense. NCHW -&gt; NHWC is batch N, rows C, cols H*W.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_transpose(nuint element_size, nuint batch, nuint rows, nuint cols, void* input, nuint input_batch_stride, void* output, OsnThreadpoolHandle pool);
 
     /// <summary>
     /// C[i] = A[i] x B[i] for i &lt; batch: A[i] is [m][k], B[i] is [k][n] ([n][k] with

@@ -33,11 +33,15 @@ extern "C" {
 /* Fixed numbers of the interface. */
 typedef enum osn_limits {
   /* Bump when a declaration in this header changes. */
-  OSN_ABI_VERSION = 1,
+  OSN_ABI_VERSION = 2,
   /* Bytes XNNPACK may read past the end of an input buffer. */
   OSN_EXTRA_BYTES = 16,
   /* Most dimensions a broadcasting elementwise operand may have. */
   OSN_MAX_DIMS = 6,
+  /* Blocks of at least this many bytes are worth osn_block_allocate. */
+  OSN_LARGE_BLOCK_BYTES = 262144,
+  /* Bytes of freed large blocks kept for reuse unless osn_block_cache_set_limit says otherwise. */
+  OSN_DEFAULT_BLOCK_CACHE_BYTES = 8388608,
 } osn_limits;
 
 typedef enum osn_status {
@@ -109,6 +113,10 @@ typedef struct osn_convolution2d_params {
   uint32_t groups;
   size_t group_input_channels;
   size_t group_output_channels;
+  /* Elements between consecutive pixels of the input and of the output; 0: dense (the channel count).
+     A larger output stride lets a convolution of some output channels write them into a wider image. */
+  size_t input_pixel_stride;
+  size_t output_pixel_stride;
 } osn_convolution2d_params;
 
 /* 2-D pooling geometry. */
@@ -147,6 +155,18 @@ OSN_API int32_t osn_capabilities(uint32_t* capabilities);
 OSN_API int32_t osn_memory_stats(int64_t* current_bytes, int64_t* peak_bytes);
 OSN_API int32_t osn_reset_peak_bytes(void);
 
+/* ---- Large blocks ------------------------------------------------------------------------ */
+
+/* Blocks for tensors and packed weights of at least OSN_LARGE_BLOCK_BYTES, mapped from the system and
+   given back to it when freed (so freed weights leave the resident set, which the C heap does not
+   promise), except for a bounded cache of freed blocks that serves later requests of the same size
+   without new page faults. *block_out is page-aligned; *zeroed_out is 1 when it is freshly mapped
+   (all zero), 0 when it comes from the cache (old contents). bytes is the size passed to free. */
+OSN_API int32_t osn_block_allocate(size_t bytes, void** block_out, int32_t* zeroed_out);
+OSN_API int32_t osn_block_free(void* block, size_t bytes);
+/* Bytes of freed blocks the cache may hold (default OSN_DEFAULT_BLOCK_CACHE_BYTES); 0 unmaps at once. */
+OSN_API int32_t osn_block_cache_set_limit(size_t bytes);
+
 /* ---- Thread pool ------------------------------------------------------------------------ */
 
 /* threads >= 1. A pool of 1 runs everything on the calling thread. */
@@ -159,17 +179,18 @@ OSN_API int32_t osn_threadpool_destroy(osn_threadpool* pool);
 OSN_API int32_t osn_operator_destroy(osn_operator* op);
 
 /* Fully connected: output[batch][output_channels] = input[batch][input_channels] x W^T + bias,
-   clamped to [output_min, output_max]. bias may be NULL. The weights are copied (packed): the
-   caller may free them after this returns. */
+   clamped to [output_min, output_max]. bias may be NULL. Output rows are output_stride elements apart
+   (0: output_channels), so an operator of some output channels can write them into wider rows. The
+   weights are copied (packed): the caller may free them after this returns. */
 OSN_API int32_t osn_fully_connected_create_f32(size_t input_channels, size_t output_channels,
-    const float* weights, const float* bias, float output_min, float output_max, uint32_t flags,
-    osn_operator** op_out);
+    size_t output_stride, const float* weights, const float* bias, float output_min, float output_max,
+    uint32_t flags, osn_operator** op_out);
 OSN_API int32_t osn_fully_connected_create_f16(size_t input_channels, size_t output_channels,
-    const uint16_t* weights, const uint16_t* bias, float output_min, float output_max, uint32_t flags,
-    osn_operator** op_out);
+    size_t output_stride, const uint16_t* weights, const uint16_t* bias, float output_min, float output_max,
+    uint32_t flags, osn_operator** op_out);
 /* bias is int32 in units of input.scale * weights_quantization.scale. */
 OSN_API int32_t osn_fully_connected_create_qu8(size_t input_channels, size_t output_channels,
-    osn_quantization input, osn_quantization weights_quantization, const uint8_t* weights,
+    size_t output_stride, osn_quantization input, osn_quantization weights_quantization, const uint8_t* weights,
     const int32_t* bias, osn_quantization output, uint32_t flags, osn_operator** op_out);
 /* input and output are of the operator's data type. */
 OSN_API int32_t osn_fully_connected_run(osn_operator* op, size_t batch_size, const void* input,
@@ -230,6 +251,13 @@ OSN_API int32_t osn_convert_f32_to_qu8(size_t count, const float* input, uint8_t
     osn_quantization output_quantization, osn_threadpool* pool);
 OSN_API int32_t osn_convert_qu8_to_f32(size_t count, const uint8_t* input,
     osn_quantization input_quantization, float* output, osn_threadpool* pool);
+
+/* For each of `batch` matrices of rows x cols elements of `element_size` bytes (1, 2, 4 or 8): writes
+   its transpose (cols x rows) to output. Source matrix i starts at input + i*input_batch_stride
+   (elements; 0: rows*cols, dense), so a block of columns of wider rows is gathered as it is
+   transposed; the output is dense. NCHW -> NHWC is batch N, rows C, cols H*W. */
+OSN_API int32_t osn_transpose(size_t element_size, size_t batch, size_t rows, size_t cols, const void* input,
+    size_t input_batch_stride, void* output, osn_threadpool* pool);
 
 /* C[i] = A[i] x B[i] for i < batch: A[i] is [m][k], B[i] is [k][n] ([n][k] with
    OSN_FLAG_TRANSPOSE_B), C[i] is [m][n]. Item i starts at a + i*a_batch_stride (elements), likewise

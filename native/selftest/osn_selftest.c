@@ -209,9 +209,9 @@ static const char* fully_connected(const test* t, int c, osn_threadpool* pool) {
   tensor out = make(t->type, fit_quant(want, batch * oc), batch * oc);
   const uint32_t flags = transposed ? OSN_FLAG_TRANSPOSE_WEIGHTS : 0;
   osn_operator* op = NULL;
-  int32_t st = t->type == F32 ? osn_fully_connected_create_f32(ic, oc, w.data, bias, lo, hi, flags, &op)
-      : t->type == F16 ? osn_fully_connected_create_f16(ic, oc, w.data, bias, lo, hi, flags, &op)
-      : osn_fully_connected_create_qu8(ic, oc, qx, qw, w.data, bias, out.q, flags, &op);
+  int32_t st = t->type == F32 ? osn_fully_connected_create_f32(ic, oc, 0, w.data, bias, lo, hi, flags, &op)
+      : t->type == F16 ? osn_fully_connected_create_f16(ic, oc, 0, w.data, bias, lo, hi, flags, &op)
+      : osn_fully_connected_create_qu8(ic, oc, 0, qx, qw, w.data, bias, out.q, flags, &op);
   if (st == OSN_STATUS_OK) st = osn_fully_connected_run(op, batch, x.data, out.data, pool);
   if (op) osn_operator_destroy(op);
   return run_and_compare(st, &out, want, DEFAULT_TOL);
@@ -481,7 +481,7 @@ static const char* memory_stats(void) {
   osn_operator* op = NULL;
   const char* e;
   if ((e = status_error(osn_reset_peak_bytes())) || (e = status_error(osn_memory_stats(&cur0, &peak0))) ||
-      (e = status_error(osn_fully_connected_create_f32(ic, oc, floats(ic * oc), NULL, -INFINITY, INFINITY, 0, &op))) ||
+      (e = status_error(osn_fully_connected_create_f32(ic, oc, 0, floats(ic * oc), NULL, -INFINITY, INFINITY, 0, &op))) ||
       (e = status_error(osn_memory_stats(&cur1, &peak1))))
     return e;
   if (op) osn_operator_destroy(op);
@@ -519,19 +519,19 @@ static const char* error_paths(osn_threadpool* pool) {
   const size_t s3[] = {3}, s4[] = {4}, s7[] = {1, 1, 1, 1, 1, 1, 1};
   const osn_convolution2d_params conv0 = {0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 1, 1}; /* groups 0 */
   const osn_pooling2d_params pool0 = {0, 0, 0, 0, 0, 0, 1, 1, 1, 1};              /* pooling 0x0 */
-  const char* e = status_error(osn_fully_connected_create_f32(4, 4, f, NULL, -INFINITY, INFINITY, 0, &fc));
+  const char* e = status_error(osn_fully_connected_create_f32(4, 4, 0, f, NULL, -INFINITY, INFINITY, 0, &fc));
   if (e) return e;
   EXPECT_ERROR(osn_capabilities(NULL));
   EXPECT_ERROR(osn_threadpool_create(0, &tp));
   EXPECT_ERROR(osn_threadpool_create(1, NULL));
   EXPECT_ERROR(osn_threadpool_thread_count(NULL, &u32));
-  EXPECT_ERROR(osn_fully_connected_create_f32(0, 4, f, NULL, -INFINITY, INFINITY, 0, &op));
-  EXPECT_ERROR(osn_fully_connected_create_f32(4, 4, NULL, NULL, -INFINITY, INFINITY, 0, &op));
-  EXPECT_ERROR(osn_fully_connected_create_f32(4, 4, f, NULL, -INFINITY, INFINITY, 0, NULL));
-  EXPECT_ERROR(osn_fully_connected_create_f32(4, 4, f, NULL, 1.0f, -1.0f, 0, &op));
-  EXPECT_ERROR(osn_fully_connected_create_qu8(4, 4, zp256, q, u, NULL, q, 0, &op));
-  EXPECT_ERROR(osn_fully_connected_create_qu8(4, 4, q, zp_neg, u, NULL, q, 0, &op));
-  EXPECT_ERROR(osn_fully_connected_create_qu8(4, 4, q, q, u, NULL, zp256, 0, &op));
+  EXPECT_ERROR(osn_fully_connected_create_f32(0, 4, 0, f, NULL, -INFINITY, INFINITY, 0, &op));
+  EXPECT_ERROR(osn_fully_connected_create_f32(4, 4, 0, NULL, NULL, -INFINITY, INFINITY, 0, &op));
+  EXPECT_ERROR(osn_fully_connected_create_f32(4, 4, 0, f, NULL, -INFINITY, INFINITY, 0, NULL));
+  EXPECT_ERROR(osn_fully_connected_create_f32(4, 4, 0, f, NULL, 1.0f, -1.0f, 0, &op));
+  EXPECT_ERROR(osn_fully_connected_create_qu8(4, 4, 0, zp256, q, u, NULL, q, 0, &op));
+  EXPECT_ERROR(osn_fully_connected_create_qu8(4, 4, 0, q, zp_neg, u, NULL, q, 0, &op));
+  EXPECT_ERROR(osn_fully_connected_create_qu8(4, 4, 0, q, q, u, NULL, zp256, 0, &op));
   EXPECT_ERROR(osn_fully_connected_run(NULL, 1, f, f + 16, pool));
   EXPECT_ERROR(osn_fully_connected_run(fc, 1, NULL, f + 16, pool));
   EXPECT_ERROR(osn_fully_connected_run(fc, 1, f, NULL, pool));

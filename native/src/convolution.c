@@ -15,6 +15,12 @@ static int32_t check_params(const osn_convolution2d_params* p, const void* kerne
   OSN_CHECK(p->groups > 0 && p->group_input_channels > 0 && p->group_output_channels > 0,
       "convolution: groups %u, group input channels %zu and group output channels %zu must be positive",
       p->groups, p->group_input_channels, p->group_output_channels);
+  OSN_CHECK(p->input_pixel_stride == 0 || p->input_pixel_stride >= p->groups * p->group_input_channels,
+      "convolution: input pixel stride %zu is below the %zu input channels", p->input_pixel_stride,
+      p->groups * p->group_input_channels);
+  OSN_CHECK(p->output_pixel_stride == 0 || p->output_pixel_stride >= p->groups * p->group_output_channels,
+      "convolution: output pixel stride %zu is below the %zu output channels", p->output_pixel_stride,
+      p->groups * p->group_output_channels);
   OSN_CHECK_INIT();
   return OSN_STATUS_OK;
 }
@@ -26,13 +32,20 @@ static int32_t wrap_convolution(xnn_operator_t xnn, const osn_convolution2d_para
   return status;
 }
 
+static size_t input_pixel_stride(const osn_convolution2d_params* p) {
+  return p->input_pixel_stride != 0 ? p->input_pixel_stride : p->groups * p->group_input_channels;
+}
+
+static size_t output_pixel_stride(const osn_convolution2d_params* p) {
+  return p->output_pixel_stride != 0 ? p->output_pixel_stride : p->groups * p->group_output_channels;
+}
+
 /* The arguments every XNNPACK convolution2d_nhwc create call starts with. */
 #define CONV_GEOMETRY(p) \
   (p)->padding_top, (p)->padding_right, (p)->padding_bottom, (p)->padding_left, \
   (p)->kernel_height, (p)->kernel_width, (p)->stride_height, (p)->stride_width, \
   (p)->dilation_height, (p)->dilation_width, (p)->groups, (p)->group_input_channels, \
-  (p)->group_output_channels, (p)->groups * (p)->group_input_channels, \
-  (p)->groups * (p)->group_output_channels
+  (p)->group_output_channels, input_pixel_stride(p), output_pixel_stride(p)
 
 int32_t osn_convolution2d_create_f32(const osn_convolution2d_params* params, const float* kernel,
     const float* bias, float output_min, float output_max, osn_operator** op_out) {

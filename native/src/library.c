@@ -59,8 +59,9 @@ int32_t osn_check_quantization(osn_quantization q, const char* what) {
 /* ---- Memory accounting: every block XNNPACK allocates carries a header with its size. ---- */
 
 typedef struct block_header {
-  void* base;   /* what malloc returned */
-  size_t size;  /* bytes the caller asked for */
+  void* base;     /* what malloc or osn_take_block returned */
+  size_t size;    /* bytes the caller asked for */
+  size_t mapped;  /* bytes of a large block from osn_take_block; 0 for malloc */
 } block_header;
 
 /* 64 bytes keeps the payload of plain allocations aligned as well as XNNPACK's SIMD memory wants. */
@@ -79,12 +80,17 @@ static void account(long long delta) {
 static void* aligned_allocate(void* context, size_t alignment, size_t size) {
   if (alignment < sizeof(void*)) alignment = sizeof(void*);
   size_t space = alignment > OSN_HEADER_SPACE ? alignment : OSN_HEADER_SPACE;
-  char* base = malloc(size + space + alignment);
+  /* Packed weights of streamed operators are large and short-lived: large blocks go back to the system. */
+  const size_t total = size + space + alignment;
+  int32_t zeroed;
+  const size_t mapped = total >= OSN_LARGE_BLOCK_BYTES ? total : 0;
+  char* base = mapped != 0 ? osn_take_block(total, &zeroed) : malloc(total);
   if (base == NULL) return NULL;
   uintptr_t payload = ((uintptr_t) base + space + alignment - 1) & ~(uintptr_t) (alignment - 1);
   block_header* header = (block_header*) payload - 1;
   header->base = base;
   header->size = size;
+  header->mapped = mapped;
   account((long long) size);
   return (void*) payload;
 }
@@ -93,7 +99,8 @@ static void deallocate(void* context, void* pointer) {
   if (pointer == NULL) return;
   block_header* header = (block_header*) pointer - 1;
   account(-(long long) header->size);
-  free(header->base);
+  if (header->mapped != 0) osn_give_block(header->base, header->mapped);
+  else free(header->base);
 }
 
 static void* allocate(void* context, size_t size) { return aligned_allocate(context, OSN_HEADER_SPACE, size); }

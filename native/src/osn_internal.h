@@ -41,6 +41,10 @@ int32_t osn_ok(void);
 #define OSN_CHECK_XNN(call_expr, name) \
   do { enum xnn_status x_ = (call_expr); if (x_ != xnn_status_success) return osn_fail_xnn(x_, name); } while (0)
 
+/* A large block (see osn_block_allocate), without touching the thread's error text; NULL when out of memory. */
+void* osn_take_block(size_t bytes, int32_t* zeroed);
+void osn_give_block(void* block, size_t bytes);
+
 /* Checks a quantization parameter and names it in the error. */
 int32_t osn_check_quantization(osn_quantization q, const char* what);
 

@@ -11,7 +11,7 @@ namespace OnnxStream.Conversion;
 /// constants), float32 → float16, float32 → uint8 quantization, and the Gemm and Conv transposes. Each
 /// returns a new tensor the caller owns and leaves its input alone.
 /// </summary>
-internal static class WeightEncoding
+internal static unsafe class WeightEncoding
 {
     /// <summary>Parameters of an asymmetric uint8 quantization: real = (q - ZeroPoint) × Scale.</summary>
     internal readonly record struct QuantizationRange(double Scale, int ZeroPoint)
@@ -86,14 +86,8 @@ internal static class WeightEncoding
     public static Tensor Transpose(Tensor source, int batch, int rows, int columns, int[] shape, NativeAllocator allocator)
     {
         var result = Tensor.Allocate(source.ElementType, shape, allocator, source.Quantization);
-        var options = new ParallelOptions { MaxDegreeOfParallelism = 1 };
-        switch (source.ElementType.Size())
-        {
-            case 1: Layout.NchwToNhwc<byte>(source.Bytes, result.Bytes, batch, rows, columns, options); break;
-            case 2: Layout.NchwToNhwc(MemoryMarshal.Cast<byte, ushort>(source.Bytes), MemoryMarshal.Cast<byte, ushort>(result.Bytes), batch, rows, columns, options); break;
-            case 4: Layout.NchwToNhwc(MemoryMarshal.Cast<byte, uint>(source.Bytes), MemoryMarshal.Cast<byte, uint>(result.Bytes), batch, rows, columns, options); break;
-            default: Layout.NchwToNhwc(MemoryMarshal.Cast<byte, ulong>(source.Bytes), MemoryMarshal.Cast<byte, ulong>(result.Bytes), batch, rows, columns, options); break;
-        }
+        using var pool = XnnThreadPool.Create(1);
+        TransposeKernel.Run(pool, source.ElementType.Size(), batch, rows, columns, AxisHelper.Data(source), 0, AxisHelper.Data(result));
         return result;
     }
 }

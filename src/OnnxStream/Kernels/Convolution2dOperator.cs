@@ -3,17 +3,29 @@ using OnnxStream.Memory;
 
 namespace OnnxStream.Kernels;
 
-/// <summary>Shape of a 2-D convolution (ONNX Conv attributes in XNNPACK's terms).</summary>
+/// <summary>
+/// Shape of a 2-D convolution (ONNX Conv attributes in XNNPACK's terms). <paramref name="InputPixelStride"/> and
+/// <paramref name="OutputPixelStride"/>: elements from one pixel to the next in the NHWC input and output, 0 for
+/// dense (the channel count); a wider output stride lets a convolution computing some output channels write them
+/// in place into an image of more channels.
+/// </summary>
 public sealed record Convolution2dGeometry(
     int KernelHeight, int KernelWidth, int GroupInputChannels, int GroupOutputChannels, int Groups = 1,
     int StrideHeight = 1, int StrideWidth = 1, int DilationHeight = 1, int DilationWidth = 1,
-    int PaddingTop = 0, int PaddingLeft = 0, int PaddingBottom = 0, int PaddingRight = 0)
+    int PaddingTop = 0, int PaddingLeft = 0, int PaddingBottom = 0, int PaddingRight = 0,
+    int InputPixelStride = 0, int OutputPixelStride = 0)
 {
     /// <summary>Channels of the NHWC input.</summary>
     public int InputChannels => Groups * GroupInputChannels;
 
     /// <summary>Channels of the NHWC output.</summary>
     public int OutputChannels => Groups * GroupOutputChannels;
+
+    /// <summary>Elements from one input pixel to the next.</summary>
+    public int InputStride => InputPixelStride != 0 ? InputPixelStride : InputChannels;
+
+    /// <summary>Elements from one output pixel to the next.</summary>
+    public int OutputStride => OutputPixelStride != 0 ? OutputPixelStride : OutputChannels;
 
     /// <summary>Elements of the OHWI kernel.</summary>
     public long KernelLength => (long)OutputChannels * KernelHeight * KernelWidth * GroupInputChannels;
@@ -37,6 +49,7 @@ public sealed record Convolution2dGeometry(
         StrideHeight = (uint)StrideHeight, StrideWidth = (uint)StrideWidth,
         DilationHeight = (uint)DilationHeight, DilationWidth = (uint)DilationWidth,
         Groups = (uint)Groups, GroupInputChannels = (nuint)GroupInputChannels, GroupOutputChannels = (nuint)GroupOutputChannels,
+        InputPixelStride = (nuint)InputPixelStride, OutputPixelStride = (nuint)OutputPixelStride,
     };
 }
 
@@ -92,7 +105,10 @@ public sealed unsafe class Convolution2dOperator : PreparedOperator
         }
     }
 
-    /// <summary>Convolves input [batch, height, width, InputChannels] into output [batch, outH, outW, OutputChannels].</summary>
+    /// <summary>
+    /// Convolves input [batch, height, width, InputChannels] into output [batch, outH, outW, OutputChannels] (pixels
+    /// <see cref="Convolution2dGeometry.InputStride"/> and <see cref="Convolution2dGeometry.OutputStride"/> elements apart).
+    /// </summary>
     public void Run<T>(XnnThreadPool pool, int batchSize, int inputHeight, int inputWidth,
         NativeBuffer<T> input, NativeBuffer<T> output) where T : unmanaged
     {
@@ -100,9 +116,10 @@ public sealed unsafe class Convolution2dOperator : PreparedOperator
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(inputHeight, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(inputWidth, 1);
-        KernelDataTypes.CheckLength(nameof(input), input, (long)batchSize * inputHeight * inputWidth * Geometry.InputChannels);
-        KernelDataTypes.CheckLength(nameof(output), output, (long)batchSize * Geometry.OutputHeight(inputHeight) *
-            Geometry.OutputWidth(inputWidth) * Geometry.OutputChannels);
+        KernelDataTypes.CheckLength(nameof(input), input,
+            ((long)batchSize * inputHeight * inputWidth - 1) * Geometry.InputStride + Geometry.InputChannels);
+        KernelDataTypes.CheckLength(nameof(output), output,
+            ((long)batchSize * Geometry.OutputHeight(inputHeight) * Geometry.OutputWidth(inputWidth) - 1) * Geometry.OutputStride + Geometry.OutputChannels);
         lock (RunLock)
             NativeStatus.Check(NativeMethods.osn_convolution2d_run(Handle, (nuint)batchSize, (nuint)inputHeight,
                 (nuint)inputWidth, input.Pointer, output.Pointer, pool.Handle));
@@ -120,6 +137,8 @@ public sealed unsafe class Convolution2dOperator : PreparedOperator
             geometry.DilationHeight < 1 || geometry.DilationWidth < 1 || geometry.PaddingTop < 0 || geometry.PaddingLeft < 0 ||
             geometry.PaddingBottom < 0 || geometry.PaddingRight < 0)
             throw new ArgumentException($"Convolution geometry {geometry} has a non-positive size or negative padding.", nameof(geometry));
+        if (geometry.InputStride < geometry.InputChannels || geometry.OutputStride < geometry.OutputChannels)
+            throw new ArgumentException($"Convolution geometry {geometry} has a pixel stride below its channel count.", nameof(geometry));
         return geometry.ToNative();
     }
 }

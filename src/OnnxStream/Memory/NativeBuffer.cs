@@ -24,7 +24,6 @@ public sealed unsafe class NativeBuffer<T> : IDisposable where T : unmanaged
         allocator ??= NativeAllocator.Shared;
         var bytes = (nuint)length * (nuint)sizeof(T);
         var pointer = (T*)allocator.Allocate(bytes);
-        new Span<T>(pointer, length).Clear();
         return new NativeBuffer<T>(allocator, pointer, length);
     }
 

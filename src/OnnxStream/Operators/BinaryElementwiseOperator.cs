@@ -29,6 +29,10 @@ internal abstract unsafe class BinaryElementwiseOperator : IOperator
     public bool TakesQuantized(int index) => Operation != BinaryOperation.Divide;
 
     /// <inheritdoc />
+    /// <remarks>Every path reads a[i] and b[i] before writing output[i] (or computes from converted copies).</remarks>
+    public bool WritesOverInput(int index) => true;
+
+    /// <inheritdoc />
     public void Run(OperatorContext context)
     {
         var a = context.Input(0);

@@ -6,8 +6,8 @@ namespace OnnxStream.Operators;
 /// <summary>
 /// ONNX Conv, 1-D and 2-D: X [N,C,(H,)W], W [M,C/group,(kH,)kW], optional B [M]. Runs XNNPACK's NHWC
 /// convolution between NCHW ↔ NHWC transposes, in float32: float16 activations are widened and the
-/// result rounded back; float16 or quantized uint8 weights and biases (fp16/uint8 model folders) are
-/// widened/dequantized. With <see cref="OperatorContext.Float16Kernels"/> a float16 X runs XNNPACK's
+/// result rounded back; float16 or quantized uint8 weights and biases (fp16/uint8 model folders) reach it as
+/// stored and are widened/dequantized one block of channels at a time (see <see cref="ConvolutionBlocks"/>). With <see cref="OperatorContext.Float16Kernels"/> a float16 X runs XNNPACK's
 /// float16 convolution instead (weights narrowed to float16). Under static activation quantization a quantized
 /// X with a uint8 W runs XNNPACK's uint8 convolution straight into a uint8 output (see <see cref="QuantizedOperands"/>);
 /// a quantized X otherwise is dequantized. A 1-D convolution is a 2-D one of height 1; its weights may carry the trailing
@@ -24,7 +24,9 @@ internal sealed class ConvOperator : IOperator
         var plan = InferShape(context, x, w, b);
         if (QuantizedOperands.ForProduct(context, x, w) is { } outputQuantization)
         {
-            ConvolveQUInt8(context, plan, x, w, b, outputQuantization);
+            // XNNPACK's uint8 convolution packs the whole kernel: one left unread is read whole.
+            using var whole = context.WeightReader(1) is { } reader ? ReadWhole(context, w, reader) : null;
+            ConvolveQUInt8(context, plan, x, whole ?? w, b, outputQuantization);
             return;
         }
         var output = context.Output(0, x.ElementType == ElementType.Float16 ? ElementType.Float16 : ElementType.Float32, plan.OutputShape);
@@ -35,7 +37,10 @@ internal sealed class ConvOperator : IOperator
             Convolve<float>(context, plan, x, w, b, output);
     }
 
-    /// <summary>The convolution computed in <typeparamref name="T"/> (float or Half), between NCHW ↔ NHWC transposes.</summary>
+    /// <summary>
+    /// The convolution computed in <typeparamref name="T"/> (float or Half), between NCHW ↔ NHWC transposes, in blocks
+    /// of input and output channels (see <see cref="ConvolutionBlocks"/>).
+    /// </summary>
     private static void Convolve<T>(OperatorContext context, ConvPlan plan, Tensor x, Tensor w, Tensor? b, Tensor output) where T : unmanaged
     {
         var type = ElementTypes.Of<T>();
@@ -46,16 +51,34 @@ internal sealed class ConvOperator : IOperator
         var inputPixels = plan.InputHeight * plan.InputWidth;
         var outputPixels = g.OutputHeight(plan.InputHeight) * g.OutputWidth(plan.InputWidth);
 
-        // With the Ram provider the packed kernel is kept for later runs (when W and B are weights).
-        var cacheable = context.IsWeight(1) && (b is null || context.IsWeight(2));
+        // With the Ram provider every block is packed once and kept for later runs (when W and B are weights);
+        // otherwise each block is packed just before it runs, within the weight slice budget.
+        var keep = context.KeepsPreparedOperators && context.IsWeight(1) && (b is null || context.IsWeight(2));
         var owned = true;
-        var convolution = cacheable
-            ? context.Prepare(() => CreateConvolution<T>(context, g, w, b), out owned)
-            : CreateConvolution<T>(context, g, w, b);
-        if (!owned && convolution.Geometry != g)
+        ConvolutionBlocks Pack()
         {
-            // SAME padding follows the input's size: a kept operator is only good for the geometry it was packed with.
-            convolution = CreateConvolution<T>(context, g, w, b);
+            var packed = ConvolutionBlocks.Plan<T>(g, long.MaxValue, keep: true);
+            try
+            {
+                packed.PackAll<T>(context, w, b);
+                return packed;
+            }
+            catch
+            {
+                packed.Dispose();
+                throw;
+            }
+        }
+        // Blocks packed per run are packed one per thread at once: each gets its share of the weight slice budget. A kernel
+        // left unread by the session is read an output block at a time.
+        var reader = context.WeightReader(1);
+        var blockBytes = ChannelBlocks.SliceBytesPerThread(context);
+        var storedElementSize = reader is null ? 0 : w.ElementType.Size();
+        var blocks = keep && reader is null ? context.Prepare(Pack, out owned) : ConvolutionBlocks.Plan<T>(g, blockBytes, keep: false, storedElementSize);
+        if (!owned && (blocks.Geometry != g || blocks.DataType != KernelDataTypes.Of<T>()))
+        {
+            // SAME padding follows the input's size: kept blocks are only good for the geometry they were packed with.
+            blocks = ConvolutionBlocks.Plan<T>(g, blockBytes, keep: false);
             owned = true;
         }
         Tensor? nhwcIn = null, nhwcOut = null;
@@ -65,7 +88,7 @@ internal sealed class ConvOperator : IOperator
             // Output: NHWC straight into the output when that is also NCHW and of the compute type.
             var direct = output.ElementType == type && (outputChannels == 1 || outputPixels == 1);
             nhwcOut = direct ? output : context.Scratch(type, [output.ElementCount]);
-            convolution.Run(context.Pool, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<T>(), nhwcOut.Buffer<T>());
+            blocks.Run(context, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<T>(), nhwcOut.Buffer<T>(), w, reader, b);
             if (ownsIn) nhwcIn.Dispose();
             nhwcIn = null;
             if (!direct) FromNhwc<T>(context, nhwcOut, output, n, outputChannels, outputPixels);
@@ -74,12 +97,52 @@ internal sealed class ConvOperator : IOperator
         {
             if (nhwcIn is not null && nhwcIn != x) nhwcIn.Dispose();
             if (nhwcOut is not null && nhwcOut != output) nhwcOut.Dispose();
-            if (owned) convolution.Dispose();
+            if (owned) blocks.Dispose();
         }
     }
 
     /// <inheritdoc />
+    /// <remarks>W and B as stored (float16 in fp16 folders): only one block of the kernel is converted at a time.</remarks>
+    public bool TakesStoredWeight(int index) => index is 1 or 2;
+
+    /// <inheritdoc />
+    /// <remarks>A large W is read an output block (its contiguous OIHW rows) at a time.</remarks>
+    public bool ReadsWeightSlices(int index) => index == 1;
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The NHWC copy of X, then (X freed when it dies here) the NHWC result and, when the kernel is split into input
+    /// blocks, a partial-sum buffer of the result's size; kernel blocks are a few MB and not counted.
+    /// </remarks>
+    public long ScratchBytes(Graph.GraphNode node, Func<Graph.TensorDescriptor, long> bytes, Func<int, bool> inputDies)
+    {
+        if (node.Inputs is not [{ } x, { } w, ..] || node.Outputs.Length != 1 || w.Shape.Length < 3) return 0;
+        var output = bytes(node.Outputs[0]);
+        var rowElements = w.Shape[1..].Aggregate(1L, (a, d) => a * d);
+        var partial = rowElements > ConvolutionBlocks.InputBlockElements ? output : 0;
+        // While X is transposed, X and its copy; then, X freed if it dies here, the NHWC result and the partial sums.
+        var copy = bytes(x);
+        return copy + Math.Max(0, output + partial - (inputDies(0) ? copy : 0));
+    }
+
+    /// <inheritdoc />
     public bool TakesQuantized(int index) => index is 0 or 1;
+
+    /// <summary>The weight <paramref name="w"/> (left unread by the session) read whole into a scratch tensor.</summary>
+    private static Tensor ReadWhole(OperatorContext context, Tensor w, Weights.WeightSliceReader reader)
+    {
+        var whole = context.Scratch(w.ElementType, w.Shape, w.Quantization);
+        try
+        {
+            reader.Read(0, whole.Bytes);
+            return whole;
+        }
+        catch
+        {
+            whole.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>The convolution in uint8: X, W and the output quantized, the bias in int32, between NCHW ↔ NHWC transposes.</summary>
     private static void ConvolveQUInt8(OperatorContext context, ConvPlan plan, Tensor x, Tensor w, Tensor? b, Quantization outputQuantization)
@@ -100,11 +163,11 @@ internal sealed class ConvOperator : IOperator
         try
         {
             using var nhwcIn = context.Scratch(ElementType.UInt8, [x.ElementCount]);
-            Layout.NchwToNhwc<byte>(x.Span<byte>(), nhwcIn.Span<byte>(), n, g.InputChannels, plan.InputHeight * plan.InputWidth, context.Parallel);
+            Layout.NchwToNhwc<byte>(x.Span<byte>(), nhwcIn.Span<byte>(), n, g.InputChannels, plan.InputHeight * plan.InputWidth, context.Pool);
             using var nhwcOut = context.Scratch(ElementType.UInt8, [output.ElementCount]);
             convolution.Run(context.Pool, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<byte>(), nhwcOut.Buffer<byte>());
             var outputPixels = g.OutputHeight(plan.InputHeight) * g.OutputWidth(plan.InputWidth);
-            Layout.NhwcToNchw<byte>(nhwcOut.Span<byte>(), output.Span<byte>(), n, g.OutputChannels, outputPixels, context.Parallel);
+            Layout.NhwcToNchw<byte>(nhwcOut.Span<byte>(), output.Span<byte>(), n, g.OutputChannels, outputPixels, context.Pool);
         }
         finally
         {
@@ -118,7 +181,7 @@ internal sealed class ConvOperator : IOperator
     {
         var kernelQuantization = w.Quantization!.Value;
         using var kernel = context.Scratch(ElementType.UInt8, [w.ElementCount]);
-        Layout.NchwToNhwc<byte>(w.Span<byte>(), kernel.Span<byte>(), g.OutputChannels, g.GroupInputChannels, g.KernelHeight * g.KernelWidth, context.Parallel);
+        Layout.NchwToNhwc<byte>(w.Span<byte>(), kernel.Span<byte>(), g.OutputChannels, g.GroupInputChannels, g.KernelHeight * g.KernelWidth, context.Pool);
         using var bias = QuantizedOperands.Bias(context, b, (double)input.Scale * kernelQuantization.Scale);
         return Convolution2dOperator.CreateQUInt8(g, input, kernelQuantization, kernel.Span<byte>(),
             bias is null ? default : bias.Span<int>(), output);
@@ -126,8 +189,8 @@ internal sealed class ConvOperator : IOperator
 
     /// <summary>
     /// X (NCHW, float32 or float16) as NHWC <typeparamref name="T"/>: transposed in its own type first, then
-    /// converted, so a float16 X never has a float32 NCHW copy besides the NHWC one. <paramref name="owned"/>:
-    /// the result is a scratch tensor (not X itself).
+    /// converted, so a float16 X never has a float32 NCHW copy besides the NHWC one; X is freed once transposed when
+    /// it dies with this operation. <paramref name="owned"/>: the result is a scratch tensor (not X itself).
     /// </summary>
     private static Tensor ToNhwc<T>(OperatorContext context, Tensor x, int n, int channels, int pixels, out bool owned) where T : unmanaged
     {
@@ -137,7 +200,7 @@ internal sealed class ConvOperator : IOperator
         if (x.ElementType == ElementType.Float16)
         {
             transposed = context.Scratch(ElementType.Float16, [x.ElementCount]);
-            Layout.NchwToNhwc<Half>(x.Span<Half>(), transposed.Span<Half>(), n, channels, pixels, context.Parallel);
+            Layout.NchwToNhwc<Half>(x.Span<Half>(), transposed.Span<Half>(), n, channels, pixels, context.Pool);
         }
         else
         {
@@ -145,13 +208,16 @@ internal sealed class ConvOperator : IOperator
             try
             {
                 transposed = context.Scratch(ElementType.Float32, [x.ElementCount]);
-                Layout.NchwToNhwc<float>(xf.Span<float>(), transposed.Span<float>(), n, channels, pixels, context.Parallel);
+                Layout.NchwToNhwc<float>(xf.Span<float>(), transposed.Span<float>(), n, channels, pixels, context.Pool);
             }
             finally
             {
                 if (ownsX) xf.Dispose();
             }
         }
+        // The transposed copy is all the convolution reads: X goes now if nothing after this operation reads it
+        // (before a float16 copy is widened, so that X, its copy and the wide copy never coexist).
+        context.ReleaseInput(0);
         var converted = Layout.ToType<T>(context, transposed, "X", out var ownsConverted);
         if (ownsConverted) transposed.Dispose();
         owned = true;
@@ -171,53 +237,14 @@ internal sealed class ConvOperator : IOperator
         {
             if (channels == 1 || pixels == 1) AxisHelper.CopyAll(context, source, output);
             else if (output.ElementType == ElementType.Float16)
-                Layout.NhwcToNchw<Half>(source.Span<Half>(), output.Span<Half>(), n, channels, pixels, context.Parallel);
+                Layout.NhwcToNchw<Half>(source.Span<Half>(), output.Span<Half>(), n, channels, pixels, context.Pool);
             else
-                Layout.NhwcToNchw<float>(source.Span<float>(), output.Span<float>(), n, channels, pixels, context.Parallel);
+                Layout.NhwcToNchw<float>(source.Span<float>(), output.Span<float>(), n, channels, pixels, context.Pool);
         }
         finally
         {
             if (source != nhwc) source.Dispose();
         }
-    }
-
-    /// <summary>Packs W (OIHW, turned OHWI) and B, as <typeparamref name="T"/>, into an XNNPACK convolution.</summary>
-    private static Convolution2dOperator CreateConvolution<T>(OperatorContext context, Convolution2dGeometry g, Tensor w, Tensor? b)
-        where T : unmanaged
-    {
-        var kernelPixels = g.KernelHeight * g.KernelWidth;
-        var scratch = new List<Tensor>();
-        try
-        {
-            // OIHW → OHWI (the same memory when the window is 1×1 or there is one input channel per group).
-            var wt = Layout.ToType<T>(context, w, "W", out var ownsW);
-            if (ownsW) scratch.Add(wt);
-            var kernel = wt;
-            if (kernelPixels > 1 && g.GroupInputChannels > 1)
-            {
-                kernel = Track(scratch, context.Scratch(wt.ElementType, [wt.ElementCount]));
-                Layout.NchwToNhwc<T>(wt.Span<T>(), kernel.Span<T>(), g.OutputChannels, g.GroupInputChannels, kernelPixels, context.Parallel);
-            }
-            Tensor? bias = null;
-            if (b is not null)
-            {
-                bias = Layout.ToType<T>(context, b, "B", out var ownsB);
-                if (ownsB) scratch.Add(bias);
-            }
-            return typeof(T) == typeof(Half)
-                ? Convolution2dOperator.CreateFloat16(g, kernel.Span<Half>(), bias is null ? default : bias.Span<Half>())
-                : Convolution2dOperator.CreateFloat32(g, kernel.Span<float>(), bias is null ? default : bias.Span<float>());
-        }
-        finally
-        {
-            foreach (var tensor in scratch) tensor.Dispose();
-        }
-    }
-
-    private static Tensor Track(List<Tensor> scratch, Tensor tensor)
-    {
-        scratch.Add(tensor);
-        return tensor;
     }
 
     /// <summary>What a Conv node computes: the XNNPACK geometry, the input's 2-D size and the NCHW output shape.</summary>

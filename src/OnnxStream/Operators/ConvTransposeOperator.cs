@@ -83,7 +83,7 @@ internal sealed unsafe class ConvTransposeOperator : IOperator
         {
             wt = context.Scratch(ElementType.Float32, [w.ElementCount]);
             scratch.Add(wt);
-            Layout.NchwToNhwc<float>(w.Span<float>(), wt.Span<float>(), groups, cg, rowsPerGroup, context.Parallel);
+            Layout.NchwToNhwc<float>(w.Span<float>(), wt.Span<float>(), groups, cg, rowsPerGroup, context.Pool);
         }
 
         // Output channels per slice of the col buffer.

@@ -35,7 +35,7 @@ internal sealed unsafe class GemmOperator : IOperator
                 if (plan.TransA && plan.M > 1 && plan.K > 1)
                 {
                     var transposed = Track(scratch, context.Scratch(ElementType.Float32, [plan.M, plan.K]));
-                    Layout.NchwToNhwc<float>(af.Span<float>(), transposed.Span<float>(), 1, plan.K, plan.M, context.Parallel);
+                    Layout.NchwToNhwc<float>(af.Span<float>(), transposed.Span<float>(), 1, plan.K, plan.M, context.Pool);
                     af = transposed;
                 }
                 var bf = Layout.ToFloat32(context, b, "B", out var ownsB);

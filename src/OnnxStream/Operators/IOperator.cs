@@ -1,3 +1,5 @@
+using OnnxStream.Graph;
+
 namespace OnnxStream.Operators;
 
 /// <summary>
@@ -16,6 +18,30 @@ public interface IOperator
     /// been widened. Gather does, to widen only the rows it takes from an embedding table.
     /// </summary>
     bool TakesStoredWeight(int index) => false;
+
+    /// <summary>
+    /// Whether input <paramref name="index"/>, a weight that the session reads from a file (the Prefetch and NoCache
+    /// providers) and that is larger than <see cref="OperatorContext.WeightSliceBytes"/>, may be left unread: the operator
+    /// then gets a tensor with its type and shape but no data, and reads the bytes it needs a slice at a time with
+    /// <see cref="OperatorContext.WeightReader"/>. Implies <see cref="TakesStoredWeight"/>.
+    /// </summary>
+    bool ReadsWeightSlices(int index) => false;
+
+    /// <summary>
+    /// Whether output 0 may be written over input <paramref name="index"/>: when that input is an activation that dies with
+    /// this operation and has the output's type and element count, <see cref="OperatorContext.Output"/> hands its memory
+    /// back as the output (with the output's shape). The operator must then read each element before writing the same one
+    /// (elementwise operations), or find its output already written (Reshape: see <see cref="OperatorContext.WrittenOver"/>).
+    /// </summary>
+    bool WritesOverInput(int index) => false;
+
+    /// <summary>
+    /// Bytes of scratch memory the operator holds at once while it runs <paramref name="node"/>, beyond its inputs and
+    /// outputs (the tensors' sizes from <paramref name="bytes"/>), for <see cref="Graph.ModelSummary"/>'s prediction of a
+    /// run's peak. Inputs the operator frees early (<see cref="OperatorContext.ReleaseInput"/>) count as freed when they die
+    /// with the operation.
+    /// </summary>
+    long ScratchBytes(GraphNode node, Func<TensorDescriptor, long> bytes, Func<int, bool> inputDies) => 0;
 
     /// <summary>
     /// Whether input <paramref name="index"/> may reach the operator as a quantized uint8 tensor when the session

@@ -9,79 +9,29 @@ namespace OnnxStream.Operators;
 /// </summary>
 internal static unsafe class Layout
 {
-    /// <summary>Side of the square tiles of a transpose, in elements.</summary>
-    private const int Tile = 32;
-
-    /// <summary>Transposes smaller than this many elements run on the calling thread.</summary>
-    private const long ParallelThreshold = 1 << 14;
-
     /// <summary>
     /// dst[b, p, ch] = src[b, ch, p] for b &lt; <paramref name="n"/>, ch &lt; <paramref name="c"/>,
     /// p &lt; <paramref name="hw"/>. Also turns an OIHW kernel into OHWI (n = O, c = I, hw = kH·kW).
     /// </summary>
-    public static void NchwToNhwc<T>(ReadOnlySpan<T> src, Span<T> dst, int n, int c, int hw, ParallelOptions options)
+    public static void NchwToNhwc<T>(ReadOnlySpan<T> src, Span<T> dst, int n, int c, int hw, XnnThreadPool pool)
         where T : unmanaged =>
-        Transpose(src, dst, n, c, hw, options);
+        Transpose(src, dst, n, c, hw, pool);
 
     /// <summary>dst[b, ch, p] = src[b, p, ch]: the inverse of <see cref="NchwToNhwc{T}"/>.</summary>
-    public static void NhwcToNchw<T>(ReadOnlySpan<T> src, Span<T> dst, int n, int c, int hw, ParallelOptions options)
+    public static void NhwcToNchw<T>(ReadOnlySpan<T> src, Span<T> dst, int n, int c, int hw, XnnThreadPool pool)
         where T : unmanaged =>
-        Transpose(src, dst, n, hw, c, options);
+        Transpose(src, dst, n, hw, c, pool);
 
     /// <summary>For each of <paramref name="n"/> matrices: dst (cols × rows) = transpose of src (rows × cols).</summary>
-    private static void Transpose<T>(ReadOnlySpan<T> src, Span<T> dst, int n, int rows, int cols, ParallelOptions options)
+    private static void Transpose<T>(ReadOnlySpan<T> src, Span<T> dst, int n, int rows, int cols, XnnThreadPool pool)
         where T : unmanaged
     {
         var count = (long)n * rows * cols;
         if (src.Length < count || dst.Length < count)
             throw new ArgumentException($"a transpose of {n}×{rows}×{cols} needs {count} elements; source has {src.Length}, destination {dst.Length}");
-        if (count == 0) return;
-        if (rows == 1 || cols == 1)
-        {
-            src[..(int)count].CopyTo(dst);
-            return;
-        }
-        var rowTiles = (rows + Tile - 1) / Tile;
-        var colTiles = (cols + Tile - 1) / Tile;
-        var items = (long)n * rowTiles * colTiles;
         fixed (T* s = src)
         fixed (T* d = dst)
-        {
-            var sp = (nint)s;
-            var dp = (nint)d;
-            if (count < ParallelThreshold || options.MaxDegreeOfParallelism == 1 || items == 1)
-            {
-                TransposeTiles((T*)sp, (T*)dp, rows, cols, rowTiles, colTiles, 0, items);
-                return;
-            }
-            var chunks = (int)Math.Min(items, options.MaxDegreeOfParallelism * 4L);
-            Parallel.For(0, chunks, options, chunk =>
-                TransposeTiles((T*)sp, (T*)dp, rows, cols, rowTiles, colTiles, items * chunk / chunks, items * (chunk + 1) / chunks));
-        }
-    }
-
-    private static void TransposeTiles<T>(T* src, T* dst, int rows, int cols, int rowTiles, int colTiles, long start, long end)
-        where T : unmanaged
-    {
-        var matrix = (long)rows * cols;
-        var tilesPerMatrix = (long)rowTiles * colTiles;
-        for (var item = start; item < end; item++)
-        {
-            var b = item / tilesPerMatrix;
-            var tile = item % tilesPerMatrix;
-            var r0 = (int)(tile / colTiles) * Tile;
-            var c0 = (int)(tile % colTiles) * Tile;
-            var r1 = Math.Min(r0 + Tile, rows);
-            var c1 = Math.Min(c0 + Tile, cols);
-            var s = src + b * matrix;
-            var d = dst + b * matrix;
-            for (var c = c0; c < c1; c++)
-            {
-                var dRow = d + (long)c * rows;
-                var sCol = s + c;
-                for (var r = r0; r < r1; r++) dRow[r] = sCol[(long)r * cols];
-            }
-        }
+            TransposeKernel.Run(pool, sizeof(T), n, rows, cols, s, 0, d);
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using System.Numerics;
 using OnnxStream.Kernels;
+using OnnxStream.Memory;
 using OnnxStream.Tensors;
 
 namespace OnnxStream.Operators;
@@ -11,7 +12,9 @@ namespace OnnxStream.Operators;
 /// rounded; the output is float16 when either input is), or in float16 with
 /// <see cref="OperatorContext.Float16Kernels"/>; int64 and int32 run a managed loop.
 /// A weight B with no batch dimensions (every Linear layer) is one product over all of A's rows; with the
-/// Ram provider it is packed once into an XNNPACK fully-connected operator kept for later runs. Under static
+/// Ram provider it is packed once into an XNNPACK fully-connected operator kept for later runs; otherwise (with more
+/// than a few rows) it is packed in slices of output columns, each written in place into the output, so only a slice
+/// of B is ever widened (B reaches the operator as stored: float16 in fp16 folders). Under static
 /// activation quantization a quantized A with such a B in uint8 runs XNNPACK's uint8 fully connected operator
 /// into a uint8 output (see <see cref="QuantizedOperands"/>); quantized operands otherwise are dequantized.
 /// </summary>
@@ -96,6 +99,12 @@ internal sealed unsafe class MatMulOperator : IOperator
             new ReadOnlySpan<float>((float*)AxisHelper.Data(tensor) + (long)item * length, length).CopyTo(destination);
     }
 
+    /// <summary>
+    /// Products with a weight of at most this many rows per thread multiply the widened weight directly (the shim's
+    /// batched matmul picks its direct kernel there too): packing would cost more than it saves.
+    /// </summary>
+    private const int DirectRowsPerThread = 8;
+
     /// <summary>The product computed in <typeparamref name="T"/> (float or Half).</summary>
     private static void Compute<T>(OperatorContext context, MatMulPlan plan, Tensor a, Tensor b, Tensor output) where T : unmanaged
     {
@@ -105,12 +114,20 @@ internal sealed unsafe class MatMulOperator : IOperator
         {
             var at = Layout.ToType<T>(context, a, "A", out var ownsA);
             if (ownsA) scratch.Add(at);
-            var bt = Layout.ToType<T>(context, b, "B", out var ownsB);
-            if (ownsB) scratch.Add(bt);
             var result = output;
             if (output.ElementType != type)
                 scratch.Add(result = context.Scratch(type, plan.OutputShape));
-            if (context.KeepsPreparedOperators && context.IsWeight(1) && b.Shape.Length == 2)
+            var rows = checked((int)plan.Batch.Length * plan.M);
+            var weightMatrix = context.IsWeight(1) && b.Shape.Length == 2;
+            if (weightMatrix && !context.KeepsPreparedOperators && rows > DirectRowsPerThread * context.Pool.ThreadCount)
+            {
+                MultiplyByWeightSlices<T>(context, plan, rows, at, b, result);
+                if (result != output) Layout.FromFloat32(context, result, output);
+                return;
+            }
+            var bt = Layout.ToType<T>(context, b, "B", out var ownsB);
+            if (ownsB) scratch.Add(bt);
+            if (context.KeepsPreparedOperators && weightMatrix)
             {
                 // Ram provider: B packed once, kept for later runs.
                 var (k, n) = (plan.K, plan.N);
@@ -129,6 +146,58 @@ internal sealed unsafe class MatMulOperator : IOperator
             foreach (var tensor in scratch) tensor.Dispose();
         }
     }
+
+    /// <summary>
+    /// A · the weight B [K, N] in slices of output columns: each slice of B gathered in its stored type, converted to
+    /// <typeparamref name="T"/>, packed into a fully connected operator that writes its columns in place into
+    /// <paramref name="result"/>, and freed before the next (<see cref="OperatorContext.WeightSliceBytes"/>).
+    /// </summary>
+    private static void MultiplyByWeightSlices<T>(OperatorContext context, MatMulPlan plan, int rows, Tensor a, Tensor b, Tensor result)
+        where T : unmanaged
+    {
+        var (k, n) = (plan.K, plan.N);
+        var slice = ChannelBlocks.Size(n, ChannelBlocks.SliceBytesPerThread(context) / ((long)k * sizeof(T)));
+        var elementSize = b.ElementType.Size();
+        var source = AxisHelper.Data(b);
+        var output = result.Buffer<T>();
+        for (var n0 = 0; n0 < n; n0 += slice)
+        {
+            var columns = Math.Min(slice, n - n0);
+            // The slice's columns of B, dense, in the stored type (B itself when it is the whole of it).
+            var gathered = b;
+            if (columns != n)
+            {
+                gathered = context.Scratch(b.ElementType, [k, columns], b.Quantization);
+                var destination = AxisHelper.Data(gathered);
+                var rowBytes = (long)columns * elementSize;
+                for (var row = 0; row < k; row++)
+                    Buffer.MemoryCopy(source + ((long)row * n + n0) * elementSize, destination + row * rowBytes, rowBytes, rowBytes);
+            }
+            try
+            {
+                var weights = Layout.ToType<T>(context, gathered, "B", out var ownsWeights);
+                try
+                {
+                    using var fullyConnected = typeof(T) == typeof(Half)
+                        ? FullyConnectedOperator.CreateFloat16(k, columns, weights.Span<Half>(), transposeWeights: true, outputStride: n)
+                        : FullyConnectedOperator.CreateFloat32(k, columns, weights.Span<float>(), transposeWeights: true, outputStride: n);
+                    fullyConnected.Run(context.Pool, rows, a.Buffer<T>(), n0 == 0 ? output : NativeBuffer<T>.Wrap((T*)output.Pointer + n0, output.Length - n0));
+                }
+                finally
+                {
+                    if (ownsWeights) weights.Dispose();
+                }
+            }
+            finally
+            {
+                if (gathered != b) gathered.Dispose();
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>B as stored (float16 in fp16 folders): a weight B is widened a slice at a time, or whole where it must be.</remarks>
+    public bool TakesStoredWeight(int index) => index == 1;
 
     /// <inheritdoc />
     public bool TakesQuantized(int index) => index is 0 or 1;
@@ -289,13 +358,18 @@ internal sealed unsafe class MatMulOperator : IOperator
         return strides;
     }
 
-    /// <summary>float16 when either input is float16 (a float16 model's weights reach operators widened), else float32; or the integer type.</summary>
+    /// <summary>
+    /// float16 when either input is float16, else float32; or the integer type. A weight B reaches the operator as stored
+    /// (see <see cref="TakesStoredWeight"/>), in whatever precision the model folder keeps it: then A alone decides.
+    /// </summary>
     private static ElementType OutputType(OperatorContext context, Tensor a, Tensor b)
     {
         static bool IsFloat(Tensor t) => t.ElementType is ElementType.Float32 or ElementType.Float16 ||
                                         t.ElementType == ElementType.UInt8 && t.Quantization is not null;
         if (IsFloat(a) && IsFloat(b))
-            return a.ElementType == ElementType.Float16 || b.ElementType == ElementType.Float16 ? ElementType.Float16 : ElementType.Float32;
+            return a.ElementType == ElementType.Float16 || b.ElementType == ElementType.Float16 && !context.IsWeight(1)
+                ? ElementType.Float16
+                : ElementType.Float32;
         if (a.ElementType == b.ElementType && a.ElementType is ElementType.Int64 or ElementType.Int32)
             return a.ElementType;
         throw context.Error($"A and B must both be float32/float16 or both int64 or int32, got {a.ElementType} and {b.ElementType}");

@@ -63,9 +63,9 @@ internal sealed class MaxPoolOperator : IOperator
         }
         using var nhwcIn = context.Scratch(x.ElementType, x.Shape);
         using var nhwcOut = context.Scratch(y.ElementType, y.Shape);
-        Layout.NchwToNhwc<T>(x.Span<T>(), nhwcIn.Span<T>(), n, c, inputPixels, context.Parallel);
+        Layout.NchwToNhwc<T>(x.Span<T>(), nhwcIn.Span<T>(), n, c, inputPixels, context.Pool);
         MaxPooling2dKernel.Run(context.Pool, g, n, plan.InputHeight, plan.InputWidth, c, nhwcIn.Buffer<T>(), nhwcOut.Buffer<T>());
-        Layout.NhwcToNchw<T>(nhwcOut.Span<T>(), y.Span<T>(), n, c, outputPixels, context.Parallel);
+        Layout.NhwcToNchw<T>(nhwcOut.Span<T>(), y.Span<T>(), n, c, outputPixels, context.Pool);
     }
 
     /// <summary>Max over the window's in-bounds positions, one (n, c) plane at a time; a 1×1 window is a strided copy.</summary>

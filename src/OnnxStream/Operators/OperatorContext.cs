@@ -55,28 +55,38 @@ public sealed class OperatorContext
     /// <summary>An optional input, or null when omitted or beyond the inputs given.</summary>
     public Tensor? OptionalInput(int index) => index < _inputs.Length ? _inputs[index] : null;
 
-    /// <summary>Allocates output <paramref name="index"/>.</summary>
+    /// <summary>
+    /// Allocates output <paramref name="index"/>; output 0 may instead be the memory of an input the operator writes over
+    /// (see <see cref="IOperator.WritesOverInput"/>: same type and element count, viewed with the output's shape).
+    /// </summary>
     public Tensor Output(int index, ElementType type, ReadOnlySpan<int> shape, Quantization? quantization = null)
     {
         if (index >= _outputs.Length) throw Error($"has {_outputs.Length} outputs; output {index} does not exist");
         if (_outputs[index] is not null) throw Error($"output {index} was allocated twice");
         foreach (var dimension in shape)
             if (dimension < 0) throw Error($"output {index} would have a negative dimension [{string.Join(',', shape.ToArray())}]");
+        if (index == 0 && quantization is null && _capture is null)
+            foreach (var j in WritableInputs ?? [])
+                if (_inputs[j] is { Quantization: null } input && input.ElementType == type && input.ElementCount == Shapes.ElementCount(shape))
+                {
+                    WrittenOverInput = j;
+                    return _outputs[0] = input.Shape.AsSpan().SequenceEqual(shape) ? input : input.Reshaped(shape);
+                }
         return _outputs[index] = _capture is null
             ? Tensor.Allocate(type, shape, Allocator, quantization)
             : _capture.Declare(index, type, shape, quantization);
     }
 
     /// <summary>A scratch tensor the operator must dispose itself.</summary>
-    public Tensor Scratch(ElementType type, ReadOnlySpan<int> shape) =>
-        _capture is null ? Tensor.Allocate(type, shape, Allocator) : throw new OutputsCapturedException(complete: false);
+    public Tensor Scratch(ElementType type, ReadOnlySpan<int> shape, Quantization? quantization = null) =>
+        _capture is null ? Tensor.Allocate(type, shape, Allocator, quantization) : throw new OutputsCapturedException(complete: false);
 
     /// <summary>
     /// A native operator built from this node's weights: the one the session keeps from an earlier run
     /// when it keeps them (the Ram provider; then <paramref name="owned"/> is false), else a new one
     /// the caller disposes. Only for operators that depend on nothing but the node's weights and attributes.
     /// </summary>
-    internal T Prepare<T>(Func<T> create, out bool owned) where T : PreparedOperator
+    internal T Prepare<T>(Func<T> create, out bool owned) where T : class, IDisposable
     {
         owned = _prepared is null;
         return _prepared is null ? create() : _prepared.GetOrCreate(Node, create);
@@ -95,6 +105,49 @@ public sealed class OperatorContext
     /// Sigmoid's 1/256); a float32 output is quantized by the session. Null: write float.
     /// </summary>
     public Quantization? OutputQuantization { get; init; }
+
+    /// <summary>
+    /// When weights are not kept between runs: the most bytes of one weight that an operation converts and packs at
+    /// once (see <see cref="InferenceSessionOptions.WeightSliceBytes"/>).
+    /// </summary>
+    public long WeightSliceBytes { get; init; } = InferenceSessionOptions.DefaultWeightSliceBytes;
+
+    /// <summary>
+    /// The reader of input <paramref name="index"/> when the session left that weight unread for the operator to read in
+    /// slices (see <see cref="IOperator.ReadsWeightSlices"/>); null when the input holds its data.
+    /// </summary>
+    public Weights.WeightSliceReader? WeightReader(int index) => WeightReaders?.GetValueOrDefault(index);
+
+    /// <summary>
+    /// Inputs that die with this operation and that the operator may write output 0 over (see
+    /// <see cref="IOperator.WritesOverInput"/>): <see cref="Output"/> hands back the first that fits.
+    /// </summary>
+    internal IReadOnlyList<int>? WritableInputs { get; init; }
+
+    /// <summary>The input that <see cref="Output"/> handed back as output 0, if any.</summary>
+    internal int? WrittenOverInput { get; private set; }
+
+    /// <summary>Whether output 0 is the memory of input <paramref name="index"/> (see <see cref="IOperator.WritesOverInput"/>).</summary>
+    public bool WrittenOver(int index) => WrittenOverInput == index;
+
+    /// <summary>Activations that this operation is the last to read (and that are not results or the caller's).</summary>
+    internal IReadOnlyList<int>? DyingInputs { get; init; }
+
+    /// <summary>
+    /// Frees input <paramref name="index"/> now when this operation is the last to read it (an activation that is not a
+    /// result): an operator that has copied what it needs (Conv's NHWC transpose) need not hold it to the end. The input
+    /// must not be used after this returns true.
+    /// </summary>
+    internal bool ReleaseInput(int index)
+    {
+        if (DyingInputs?.Contains(index) != true || _inputs[index] is not { } input || WrittenOverInput == index) return false;
+        input.Dispose();
+        _inputs[index] = null;
+        return true;
+    }
+
+    /// <summary>The weights left unread, by input index (see <see cref="WeightReader"/>).</summary>
+    internal IReadOnlyDictionary<int, Weights.WeightSliceReader>? WeightReaders { get; init; }
 
     /// <summary>Whether the session keeps prepared operators between runs (see <see cref="Prepare{T}"/>).</summary>
     internal bool KeepsPreparedOperators => _prepared is not null;

@@ -5,7 +5,7 @@ namespace OnnxStream.Operators;
 /// <summary>
 /// ONNX Reshape: the data with the shape given by the int64 <c>shape</c> input, where 0 copies the
 /// input's dimension (unless attribute <c>allowzero</c> is 1) and one -1 is inferred. The output is a
-/// copy. Any element type.
+/// copy, or the data's own memory when nothing after this operation reads the data. Any element type.
 /// </summary>
 internal sealed class ReshapeOperator : IOperator
 {
@@ -16,8 +16,12 @@ internal sealed class ReshapeOperator : IOperator
         var requested = AxisHelper.ReadIndices(context, context.Input(1), "input 'shape'");
         var shape = InferShape(context, data.Shape, requested, context.Attributes.GetInt("allowzero", 0) != 0);
         var output = context.Output(0, data.ElementType, shape);
-        if (output.ElementCount > 0) AxisHelper.CopyAll(context, data, output);
+        if (output.ElementCount > 0 && !context.WrittenOver(0)) AxisHelper.CopyAll(context, data, output);
     }
+
+    /// <inheritdoc />
+    /// <remarks>Data that dies here becomes the output as it is: a reshape without a copy.</remarks>
+    public bool WritesOverInput(int index) => index == 0;
 
     /// <summary>The output shape for <paramref name="requested"/> (ONNX's 0 and -1 rules).</summary>
     public static int[] InferShape(OperatorContext context, int[] inputShape, long[] requested, bool allowZero)

@@ -44,6 +44,9 @@ internal sealed class SigmoidOperator : IOperator
     /// <inheritdoc />
     public bool TakesQuantized(int index) => true;
 
+    /// <inheritdoc />
+    public bool WritesOverInput(int index) => index == 0;
+
     /// <summary>Checks the input's type; the output has its shape.</summary>
     internal static int[] InferShape(OperatorContext context, Tensor x)
     {

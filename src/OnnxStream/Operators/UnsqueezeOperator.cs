@@ -13,8 +13,12 @@ internal sealed class UnsqueezeOperator : IOperator
     {
         var data = context.Input(0);
         var output = context.Output(0, data.ElementType, InferShape(context, data), data.Quantization);
-        AxisHelper.CopyAll(context, data, output);
+        if (!context.WrittenOver(0)) AxisHelper.CopyAll(context, data, output);
     }
+
+    /// <inheritdoc />
+    /// <remarks>Data that dies here becomes the output as it is, without a copy.</remarks>
+    public bool WritesOverInput(int index) => index == 0;
 
     /// <summary>The output shape.</summary>
     public static int[] InferShape(OperatorContext context, Tensor data)

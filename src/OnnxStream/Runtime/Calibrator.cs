@@ -43,6 +43,7 @@ public static class Calibrator
             WeightsProvider = options.WeightsProvider,
             CustomWeightsProvider = options.CustomWeightsProvider,
             PrefetchBudgetBytes = options.PrefetchBudgetBytes,
+            PrefetchHoldBytes = options.PrefetchHoldBytes,
         };
         var ranges = new RangeData();
         using var session = new InferenceSession(graph, floatOptions);

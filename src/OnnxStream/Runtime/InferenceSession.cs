@@ -27,6 +27,8 @@ public sealed class InferenceSession : IDisposable
     private readonly ActivationQuantization _quantization;
     private readonly RangeData? _ranges;
     private readonly HashSet<string>? _quantizedTensors;
+    private readonly long _weightSliceBytes;
+    private readonly HashSet<(GraphNode Node, int Input)> _slicedWeights = [];
 
     /// <summary>Loads a model (a model.txt or a model folder) and prepares to run it.</summary>
     /// <exception cref="ModelFormatException">The model is malformed or uses an unsupported operator.</exception>
@@ -41,6 +43,8 @@ public sealed class InferenceSession : IDisposable
         options ??= new InferenceSessionOptions();
         registry ??= OperatorRegistry.Default;
         graph = AttentionFusion.Apply(graph, options.Attention, options.AttentionSlices);
+        // Not under activation quantization: its ranges and its selection of tensors name the exported nodes.
+        if (options.FuseGeglu && options.ActivationQuantization == ActivationQuantization.None) graph = GegluFusion.Apply(graph);
         Graph = graph;
         _operators = graph.Nodes.Select(node => registry.TryGet(node.OpType, out var op)
                 ? op
@@ -51,6 +55,8 @@ public sealed class InferenceSession : IDisposable
                 if (input is { IsWeight: false }) _uses[input.Name] = _uses.GetValueOrDefault(input.Name) + 1;
         _trace = options.Trace;
         _operationCompleted = options.OperationCompleted;
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.WeightSliceBytes, 1, nameof(options.WeightSliceBytes));
+        _weightSliceBytes = options.WeightSliceBytes;
         Precision = options.Precision == Precision.Float16Arithmetic && !NativeRuntime.SupportsFloat16
             ? Precision.Float16Storage
             : options.Precision;
@@ -73,7 +79,7 @@ public sealed class InferenceSession : IDisposable
                     WeightsProviderKind.NoCache => new DiskNoCacheWeightsProvider(),
                     WeightsProviderKind.Ram => new RamWeightsProvider(),
                     WeightsProviderKind.MemoryMapped => new MemoryMappedWeightsProvider(),
-                    _ => new DiskPrefetchWeightsProvider(options.PrefetchBudgetBytes),
+                    _ => new DiskPrefetchWeightsProvider(options.PrefetchBudgetBytes, options.PrefetchHoldBytes),
                 };
         }
         catch
@@ -83,7 +89,15 @@ public sealed class InferenceSession : IDisposable
         }
         try
         {
-            _weights.Initialize(graph.Nodes.SelectMany(n => n.Inputs.Where(i => i is { IsWeight: true })).ToList()!, Allocator);
+            // Weights the operations read in slices themselves are not the provider's to read.
+            var readsFiles = options.CustomWeightsProvider is null && options.WeightsProvider is WeightsProviderKind.Prefetch or WeightsProviderKind.NoCache;
+            for (var i = 0; i < graph.Nodes.Count; i++)
+                for (var j = 0; j < graph.Nodes[i].Inputs.Length; j++)
+                    if (readsFiles && _operators[i].ReadsWeightSlices(j) && graph.Nodes[i].Inputs[j] is { Location: { Inline: null } location } &&
+                        location.Length > _weightSliceBytes)
+                        _slicedWeights.Add((graph.Nodes[i], j));
+            _weights.Initialize(graph.Nodes.SelectMany(n => n.Inputs.Where((input, j) => input is { IsWeight: true } && !_slicedWeights.Contains((n, j))))
+                .ToList()!, Allocator);
         }
         catch
         {
@@ -110,7 +124,10 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Native operators kept between runs (XNNPACK's packed weights): non-zero only with the Ram provider after a run.</summary>
     public int PreparedOperatorCount => _prepared?.Count ?? 0;
 
-    /// <summary>The model, as run: attention subgraphs replaced when <see cref="InferenceSessionOptions.Attention"/> asks.</summary>
+    /// <summary>
+    /// The model, as run: attention subgraphs replaced when <see cref="InferenceSessionOptions.Attention"/> asks, GEGLU
+    /// projections when <see cref="InferenceSessionOptions.FuseGeglu"/> does.
+    /// </summary>
     public ModelGraph Graph { get; }
 
     /// <summary>The allocator every tensor of this session comes from: its counters are the session's memory.</summary>
@@ -142,7 +159,7 @@ public sealed class InferenceSession : IDisposable
                 cancellationToken.ThrowIfCancellationRequested();
                 var start = clock.Elapsed;
                 var node = Graph.Nodes[i];
-                RunNode(node, _operators[i], live, kept, cancellationToken);
+                var writtenOver = RunNode(node, _operators[i], live, kept, remaining, callerOwned, cancellationToken);
                 if (trace is not null || _operationCompleted is not null)
                 {
                     var entry = new OperationTrace(node.Name, node.OpType, (clock.Elapsed - start).TotalMilliseconds, Allocator.CurrentBytes);
@@ -151,7 +168,11 @@ public sealed class InferenceSession : IDisposable
                 }
                 foreach (var input in node.Inputs)
                     if (input is { IsWeight: false } && --remaining[input.Name] == 0 && !kept.Contains(input.Name))
-                        Free(live, input.Name, callerOwned);
+                    {
+                        // An input the operation wrote its output over lives on as that output.
+                        if (input.Name == writtenOver) live.Remove(input.Name);
+                        else Free(live, input.Name, callerOwned);
+                    }
                 foreach (var output in node.Outputs)
                     if (!remaining.ContainsKey(output.Name) && !kept.Contains(output.Name))
                         Free(live, output.Name, callerOwned);
@@ -177,10 +198,13 @@ public sealed class InferenceSession : IDisposable
         }
     }
 
-    private void RunNode(GraphNode node, IOperator op, Dictionary<string, Tensor> live, HashSet<string> kept, CancellationToken cancellationToken)
+    /// <summary>Runs one operation; returns the name of the input it wrote its output over, if any.</summary>
+    private string? RunNode(GraphNode node, IOperator op, Dictionary<string, Tensor> live, HashSet<string> kept, Dictionary<string, int> remaining,
+        HashSet<Tensor> callerOwned, CancellationToken cancellationToken)
     {
         var inputs = new Tensor?[node.Inputs.Length];
         var acquired = new List<(TensorDescriptor, Tensor)>();
+        Dictionary<int, WeightSliceReader>? readers = null;
         var converted = new List<Tensor>();
         OperatorContext? context = null;
         try
@@ -189,7 +213,16 @@ public sealed class InferenceSession : IDisposable
             {
                 var descriptor = node.Inputs[j];
                 if (descriptor is null) continue;
-                if (descriptor.IsWeight)
+                if (descriptor.IsWeight && _slicedWeights.Contains((node, j)))
+                {
+                    // Left unread: the operator reads the slices it needs (a tensor without data says what it is).
+                    (readers ??= [])[j] = WeightSliceReader.Open(descriptor);
+                    unsafe
+                    {
+                        inputs[j] = Tensor.Wrap(descriptor.WeightType!.Value, descriptor.Shape, null, descriptor.Quantization);
+                    }
+                }
+                else if (descriptor.IsWeight)
                 {
                     var weight = _weights.Acquire(descriptor, cancellationToken);
                     acquired.Add((descriptor, weight));
@@ -205,10 +238,15 @@ public sealed class InferenceSession : IDisposable
                 }
             }
             var quantize = QuantizesOutput(node, kept);
+            var dying = DyingInputs(node, inputs, live, kept, remaining, callerOwned);
             context = new OperatorContext(node, inputs, _pool, Allocator, _prepared)
             {
+                DyingInputs = dying,
+                WritableInputs = dying?.Where(op.WritesOverInput).ToList(),
                 Float16Kernels = Precision == Precision.Float16Arithmetic,
                 OutputQuantization = quantize && _ranges is not null ? _ranges.QuantizationOf(node.Name) : null,
+                WeightSliceBytes = _weightSliceBytes,
+                WeightReaders = readers,
             };
             op.Run(context);
             for (var k = 0; k < node.Outputs.Length; k++)
@@ -228,7 +266,9 @@ public sealed class InferenceSession : IDisposable
                 }
             }
             for (var k = 0; k < node.Outputs.Length; k++) live[node.Outputs[k].Name] = context.Outputs[k]!;
+            var writtenOver = context.WrittenOverInput is { } index ? node.Inputs[index]!.Name : null;
             context = null; // the outputs now belong to `live`
+            return writtenOver;
         }
         catch (Exception e) when (e is not (OperatorException or OperationCanceledException or ArgumentException or ModelFormatException or IOException))
         {
@@ -240,7 +280,25 @@ public sealed class InferenceSession : IDisposable
                 foreach (var output in context.Outputs) output?.Dispose();
             foreach (var tensor in converted) tensor.Dispose();
             foreach (var (descriptor, tensor) in acquired) _weights.Release(descriptor, tensor);
+            if (readers is not null)
+                foreach (var reader in readers.Values) reader.Dispose();
         }
+    }
+
+    /// <summary>
+    /// The inputs an operation may free early or write its output over: activations as they live (not converted copies)
+    /// that this operation is the last to read (once only), that are not results or the caller's.
+    /// </summary>
+    private static List<int>? DyingInputs(GraphNode node, Tensor?[] inputs, Dictionary<string, Tensor> live, HashSet<string> kept,
+        Dictionary<string, int> remaining, HashSet<Tensor> callerOwned)
+    {
+        List<int>? dying = null;
+        for (var j = 0; j < node.Inputs.Length; j++)
+            if (node.Inputs[j] is { IsWeight: false } input && !kept.Contains(input.Name) &&
+                live.TryGetValue(input.Name, out var tensor) && ReferenceEquals(tensor, inputs[j]) && !callerOwned.Contains(tensor) &&
+                remaining[input.Name] == 1 && node.Inputs.Count(other => other?.Name == input.Name) == 1)
+                (dying ??= []).Add(j);
+        return dying;
     }
 
     /// <summary>Whether the session stores <paramref name="node"/>'s output quantized: a selected single-output operation whose output is not kept as a result.</summary>

@@ -85,6 +85,24 @@ public sealed class InferenceSessionOptions
     /// <summary>Read-ahead budget of the prefetching provider, in bytes.</summary>
     public long PrefetchBudgetBytes { get; set; } = 1 << 20;
 
+    /// <summary>
+    /// The prefetching provider reads the next weight ahead only while the weights held at once (those of the current
+    /// operation and those read ahead) stay within this many bytes with it, or when none are held (default 32 MiB):
+    /// a large weight is not read ahead while another is in use.
+    /// </summary>
+    public long PrefetchHoldBytes { get; set; } = 32 << 20;
+
+    /// <summary>The default <see cref="WeightSliceBytes"/>: 4 MiB.</summary>
+    public const long DefaultWeightSliceBytes = 4 << 20;
+
+    /// <summary>
+    /// When weights are not kept between runs (every provider but Ram): the most bytes of one weight that an operation
+    /// converts to its compute type and packs at once (blocks packed on several threads at once share it). Conv packs a
+    /// larger kernel in blocks of output channels, each written in place into the output, so a 118 MB float32 kernel costs
+    /// a few MB at a time. Much smaller blocks cost speed.
+    /// </summary>
+    public long WeightSliceBytes { get; set; } = DefaultWeightSliceBytes;
+
     /// <summary>The precision of activations and arithmetic (default float32).</summary>
     public Precision Precision { get; set; } = Precision.Float32;
 
@@ -102,6 +120,14 @@ public sealed class InferenceSessionOptions
     /// one by a single operation, so their intermediate tensors (the scores) cannot be asked for as extra outputs.
     /// </summary>
     public AttentionMode Attention { get; set; } = AttentionMode.Plain;
+
+    /// <summary>
+    /// Replace each GEGLU projection of a feed-forward block (<c>MatMul → Add bias → two halves → h · GELU(g)</c>, as
+    /// diffusers exports it) by one operation computed a block of rows at a time, so that the projection (twice the
+    /// result's size) never exists whole (default true; not under <see cref="ActivationQuantization"/>, whose ranges name the
+    /// exported nodes). Its intermediate tensors cannot then be asked for as extra outputs.
+    /// </summary>
+    public bool FuseGeglu { get; set; } = true;
 
     /// <summary>Blocks of query rows of <see cref="AttentionMode.Sliced"/> attention (default 2, as the original).</summary>
     public int AttentionSlices { get; set; } = 2;

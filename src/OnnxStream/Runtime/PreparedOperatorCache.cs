@@ -4,13 +4,13 @@ using OnnxStream.Kernels;
 namespace OnnxStream.Runtime;
 
 /// <summary>
-/// The native operators (XNNPACK's packed weights) that a session keeps between runs, one per node:
-/// with the Ram weights provider, later runs skip weight packing as they skip reading. Only operators
-/// built from a node's weights are kept, never from its activations.
+/// The native operators (XNNPACK's packed weights, one or a set of them) that a session keeps between runs, one
+/// entry per node: with the Ram weights provider, later runs skip weight packing as they skip reading. Only
+/// operators built from a node's weights are kept, never from its activations.
 /// </summary>
 internal sealed class PreparedOperatorCache : IDisposable
 {
-    private readonly Dictionary<GraphNode, PreparedOperator> _operators = [];
+    private readonly Dictionary<GraphNode, IDisposable> _operators = [];
     private readonly Lock _gate = new();
 
     /// <summary>Operators kept now.</summary>
@@ -23,7 +23,7 @@ internal sealed class PreparedOperatorCache : IDisposable
     }
 
     /// <summary>The operator kept for <paramref name="node"/>, created by <paramref name="create"/> the first time.</summary>
-    public T GetOrCreate<T>(GraphNode node, Func<T> create) where T : PreparedOperator
+    public T GetOrCreate<T>(GraphNode node, Func<T> create) where T : class, IDisposable
     {
         lock (_gate)
         {

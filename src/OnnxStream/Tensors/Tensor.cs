@@ -69,6 +69,17 @@ public sealed class Tensor : IDisposable
         return tensor;
     }
 
+    /// <summary>
+    /// A tensor of <paramref name="shape"/> (the same element count) over this one's memory: an operation's output written
+    /// over an input that dies with it. Only one of the two may be disposed.
+    /// </summary>
+    internal Tensor Reshaped(ReadOnlySpan<int> shape)
+    {
+        if (Shapes.ElementCount(shape) != ElementCount)
+            throw new ArgumentException($"{this} cannot be viewed as [{string.Join(',', shape.ToArray())}].", nameof(shape));
+        return new Tensor(ElementType, shape.ToArray(), _buffer, Quantization);
+    }
+
     /// <summary>The element type.</summary>
     public ElementType ElementType { get; }
 

@@ -3,7 +3,7 @@ using OnnxStream.Memory;
 
 namespace OnnxStream.Tests.Kernels;
 
-internal sealed class ConvolutionTests : KernelTestBase
+internal sealed unsafe class ConvolutionTests : KernelTestBase
 {
     private static IEnumerable<TestCaseData> Geometries()
     {
@@ -41,6 +41,43 @@ internal sealed class ConvolutionTests : KernelTestBase
             Reference.AssertClose(output.Span, expected, 1e-5, 1e-5);
         });
     }
+
+    [Test]
+    public void Pixel_strides_read_and_write_channels_in_place()
+    {
+        // Input channels 2..6 of 9-channel pixels, convolved into output channels 3..7 of 11-channel pixels; the
+        // output's other channels stay as they were.
+        var g = new Convolution2dGeometry(3, 3, 5, 5, StrideHeight: 2, PaddingTop: 1, PaddingLeft: 1, PaddingBottom: 1, PaddingRight: 1,
+            InputPixelStride: 9, OutputPixelStride: 11);
+        const int batch = 2, height = 7, width = 6;
+        var (outputHeight, outputWidth) = (g.OutputHeight(height), g.OutputWidth(width));
+        var wide = Reference.RandomFloats(batch * height * width * 9, 7);
+        var kernel = Reference.RandomFloats((int)g.KernelLength, 8);
+        var bias = Reference.RandomFloats(5, 9);
+        var dense = new float[batch * height * width * 5];
+        for (var p = 0; p < batch * height * width; p++) Array.Copy(wide, p * 9 + 2, dense, p * 5, 5);
+        var expected = Reference.Convolution(dense, kernel, bias, g with { InputPixelStride = 0, OutputPixelStride = 0 }, batch, height, width);
+        using var op = Convolution2dOperator.CreateFloat32(g, kernel, bias);
+        using var input = NativeBuffer<float>.CopyOf(wide);
+        using var output = NativeBuffer<float>.Allocate(batch * outputHeight * outputWidth * 11);
+        WithEachThreadCount(pool =>
+        {
+            output.Span.Fill(-7);
+            op.Run(pool, batch, height, width, Offset(input, 2), Offset(output, 3));
+            var actual = new float[expected.Length];
+            for (var p = 0; p < batch * outputHeight * outputWidth; p++)
+            {
+                for (var c = 0; c < 11; c++)
+                    if (c is < 3 or >= 8) Assert.That(output.Span[p * 11 + c], Is.EqualTo(-7f), $"pixel {p} channel {c} is not the convolution's");
+                output.Span.Slice(p * 11 + 3, 5).CopyTo(actual.AsSpan(p * 5, 5));
+            }
+            Reference.AssertClose(actual, expected, 1e-5, 1e-5);
+        });
+        Assert.Throws<ArgumentException>(() => Convolution2dOperator.CreateFloat32(g with { OutputPixelStride = 4 }, kernel, bias), "a stride below the channels");
+    }
+
+    private static unsafe NativeBuffer<float> Offset(NativeBuffer<float> buffer, int offset) =>
+        NativeBuffer<float>.Wrap(buffer.Pointer + offset, buffer.Length - offset);
 
     [TestCaseSource(nameof(Geometries))]
     public void Float16_matches_reference(Convolution2dGeometry g, int batch, int height, int width)

@@ -29,6 +29,36 @@ internal sealed class FullyConnectedTests : KernelTestBase
     }
 
     [Test]
+    public void An_output_stride_writes_the_outputs_into_wider_rows()
+    {
+        // Output features 4..10 of 13-wide rows; the rest of each row stays as it was.
+        const int batch = 5, inputs = 9, outputs = 7, stride = 13, first = 4;
+        var weights = Reference.RandomFloats(inputs * outputs, 5);
+        var bias = Reference.RandomFloats(outputs, 6);
+        var input = Reference.RandomFloats(batch * inputs, 7);
+        using var op = FullyConnectedOperator.CreateFloat32(inputs, outputs, weights, bias, transposeWeights: true, outputStride: stride);
+        Assert.That(op.OutputStride, Is.EqualTo(stride));
+        using var inputBuffer = NativeBuffer<float>.CopyOf(input);
+        using var rows = NativeBuffer<float>.Allocate(batch * stride);
+        var expected = Reference.FullyConnected(input, weights, bias, batch, inputs, outputs, true);
+        WithEachThreadCount(pool =>
+        {
+            rows.Span.Fill(-3);
+            unsafe
+            {
+                op.Run(pool, batch, inputBuffer, NativeBuffer<float>.Wrap(rows.Pointer + first, rows.Length - first));
+            }
+            for (var b = 0; b < batch; b++)
+            {
+                Reference.AssertClose(rows.Span.Slice(b * stride + first, outputs), expected.AsSpan(b * outputs, outputs).ToArray(), 1e-5, 1e-5);
+                for (var j = 0; j < stride; j++)
+                    if (j is < first or >= first + outputs) Assert.That(rows.Span[b * stride + j], Is.EqualTo(-3f), $"row {b} column {j}");
+            }
+        });
+        Assert.Throws<ArgumentOutOfRangeException>(() => FullyConnectedOperator.CreateFloat32(inputs, outputs, weights, outputStride: outputs - 1));
+    }
+
+    [Test]
     public void Float32_clamps_to_output_range_and_runs_many_times()
     {
         var weights = Reference.RandomFloats(16 * 8, 4);

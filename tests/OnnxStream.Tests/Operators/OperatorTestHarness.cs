@@ -120,7 +120,7 @@ internal static class OperatorTestHarness
         }
     }
 
-    private static List<(ElementType, int[], double[])> RunOrt(string opType, IReadOnlyList<TestInput?> inputs,
+    internal static List<(ElementType, int[], double[])> RunOrt(string opType, IReadOnlyList<TestInput?> inputs,
         TestAttributes attributes, int outputCount, int opset)
     {
         var node = new NodeProto { OpType = opType, Name = "node" };

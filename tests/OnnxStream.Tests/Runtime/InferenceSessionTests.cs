@@ -34,15 +34,16 @@ internal sealed class InferenceSessionTests
         return x.Select((v, i) => ((v + w0[i % 3]) * w1[i] + w2[0]) * w1[i]).ToArray();
     }
 
-    [TestCase(WeightsProviderKind.Prefetch, 1 << 20)]
-    [TestCase(WeightsProviderKind.Prefetch, 0)]
-    [TestCase(WeightsProviderKind.NoCache, 0)]
-    [TestCase(WeightsProviderKind.Ram, 0)]
-    public void Every_provider_gives_the_same_result_run_after_run(WeightsProviderKind provider, long budget)
+    [TestCase(WeightsProviderKind.Prefetch, 1 << 20, 32 << 20)]
+    [TestCase(WeightsProviderKind.Prefetch, 0, 32 << 20)]
+    [TestCase(WeightsProviderKind.Prefetch, 1 << 20, 0, TestName = "The prefetching provider with no room to hold a weight read ahead")]
+    [TestCase(WeightsProviderKind.NoCache, 0, 0)]
+    [TestCase(WeightsProviderKind.Ram, 0, 0)]
+    public void Every_provider_gives_the_same_result_run_after_run(WeightsProviderKind provider, long budget, long hold)
     {
         float[] x = [1, 2, 3, 4, 5, 6];
         using var session = new InferenceSession(ModelTextReader.Read(_folder),
-            new InferenceSessionOptions { WeightsProvider = provider, PrefetchBudgetBytes = budget, Threads = 2, Trace = true });
+            new InferenceSessionOptions { WeightsProvider = provider, PrefetchBudgetBytes = budget, PrefetchHoldBytes = hold, Threads = 2, Trace = true });
         using var input = Tensor.From<float>(x, [2, 3], session.Allocator);
         for (var run = 0; run < 3; run++)
         {
@@ -100,7 +101,8 @@ internal sealed class InferenceSessionTests
             }
 
             float[] streamed;
-            using (var streaming = new InferenceSession(ModelTextReader.Read(folder), new InferenceSessionOptions { Threads = 2 }))
+            // No room to hold a weight read ahead: Conv's bias is still read while the operation holds its kernel.
+            using (var streaming = new InferenceSession(ModelTextReader.Read(folder), new InferenceSessionOptions { Threads = 2, PrefetchHoldBytes = 0 }))
             {
                 streamed = Run(streaming);
                 Assert.That(streaming.PreparedOperatorCount, Is.Zero, "only the Ram provider keeps operators");
@@ -169,6 +171,99 @@ internal sealed class InferenceSessionTests
         Assert.That(error.Message, Does.Contain("w2.bin").And.Contain("truncated"));
         input.Dispose();
         Assert.That(session.Allocator.LiveBlocks, Is.Zero);
+    }
+
+    [TestCase(WeightsProviderKind.Prefetch)]
+    [TestCase(WeightsProviderKind.NoCache)]
+    public void A_large_Conv_kernel_is_read_an_output_block_at_a_time_and_never_whole(WeightsProviderKind provider)
+    {
+        var folder = Directory.CreateTempSubdirectory("onnxstream-sliced-").FullName;
+        try
+        {
+            // A 96x256x3x3 float32 kernel (884,736 bytes) above an 8 KiB weight slice budget: blocks of 16 output channels.
+            File.WriteAllBytes(Path.Combine(folder, "cw.bin"), Kernels.Reference.RandomFloats(96 * 256 * 9, 1, -0.1f, 0.1f).SelectMany(BitConverter.GetBytes).ToArray());
+            File.WriteAllBytes(Path.Combine(folder, "cb.bin"), Kernels.Reference.RandomFloats(96, 2, -1, 1).SelectMany(BitConverter.GetBytes).ToArray());
+            File.WriteAllText(Path.Combine(folder, "model.txt"),
+                "conv:Conv*input:x(1,256,5,5);cw.bin(float32:96,256,3,3);cb.bin(float32:96)*output:y(1,96,5,5)*kernel_shape:3,3;pads:1,1,1,1\n");
+            var x = Kernels.Reference.RandomFloats(256 * 25, 3, -1, 1);
+            (float[] Values, long Peak) Run(WeightsProviderKind kind)
+            {
+                using var session = new InferenceSession(ModelTextReader.Read(folder),
+                    new InferenceSessionOptions { Threads = 2, WeightsProvider = kind, WeightSliceBytes = 8192 });
+                using var input = Tensor.From<float>(x, [1, 256, 5, 5], session.Allocator);
+                using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input });
+                return (result.Outputs["y"].Span<float>().ToArray(), result.PeakBytes);
+            }
+            var (kept, keptPeak) = Run(WeightsProviderKind.Ram);
+            var (sliced, slicedPeak) = Run(provider);
+            Assert.That(sliced, Is.EqualTo(kept).Within(1e-5));
+            Assert.That(keptPeak, Is.GreaterThan(884_736), "the Ram provider holds the kernel");
+            Assert.That(slicedPeak, Is.LessThan(884_736 / 2), "a few blocks of the kernel at a time");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void Elementwise_operations_write_over_an_input_that_dies_with_them(bool keepA)
+    {
+        // a = σ(x), b = σ(a), c = a·b (over a, or over b when a is kept as a result), y = c + x (over c: x is the caller's).
+        var folder = Directory.CreateTempSubdirectory("onnxstream-inplace-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "model.txt"),
+                "s1:Sigmoid*input:x(1,64)*output:a(1,64)\n" +
+                "s2:Sigmoid*input:a(1,64)*output:b(1,64)\n" +
+                "m:Mul*input:a(1,64);b(1,64)*output:c(1,64)\n" +
+                "add:Add*input:c(1,64);x(1,64)*output:y(1,64)\n");
+            var x = Kernels.Reference.RandomFloats(64, 7, -3, 3);
+            using var session = new InferenceSession(ModelTextReader.Read(folder), new InferenceSessionOptions { Threads = 2 });
+            using var input = Tensor.From<float>(x, [1, 64], session.Allocator);
+            using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input }, extraOutputs: keepA ? ["a"] : null);
+            static float Sigmoid(float v) => 1 / (1 + MathF.Exp(-v));
+            var expected = x.Select(v => Sigmoid(v) * Sigmoid(Sigmoid(v)) + v).ToArray();
+            Assert.That(result.Outputs["y"].Span<float>().ToArray(), Is.EqualTo(expected).Within(1e-5));
+            Assert.That(input.Span<float>().ToArray(), Is.EqualTo(x), "the caller's input is never written over");
+            if (keepA) Assert.That(result.Outputs["a"].Span<float>().ToArray(), Is.EqualTo(x.Select(Sigmoid).ToArray()).Within(1e-6), "a result is never written over");
+            // x, a and b at most: c and y take the memory of an input that dies with them.
+            Assert.That(result.PeakBytes, Is.EqualTo(3 * 64 * sizeof(float)));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void A_Reshape_of_data_that_dies_with_it_is_a_view(bool keepA)
+    {
+        // a = σ(x) [1,64]; r = Reshape(a, [64]) (a's memory, unless a is kept as a result); y = σ(r) over r.
+        var folder = Directory.CreateTempSubdirectory("onnxstream-reshape-").FullName;
+        try
+        {
+            File.WriteAllBytes(Path.Combine(folder, "shape.bin"), BitConverter.GetBytes(64L));
+            File.WriteAllText(Path.Combine(folder, "model.txt"),
+                "s1:Sigmoid*input:x(1,64)*output:a(1,64)\n" +
+                "rs:Reshape*input:a(1,64);shape.bin(int64:1)*output:r(64)\n" +
+                "s2:Sigmoid*input:r(64)*output:y(64)\n");
+            var x = Kernels.Reference.RandomFloats(64, 8, -3, 3);
+            using var session = new InferenceSession(ModelTextReader.Read(folder), new InferenceSessionOptions { Threads = 2 });
+            using var input = Tensor.From<float>(x, [1, 64], session.Allocator);
+            using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input }, extraOutputs: keepA ? ["a"] : null);
+            static float Sigmoid(float v) => 1 / (1 + MathF.Exp(-v));
+            Assert.That(result.Outputs["y"].Shape, Is.EqualTo(new[] { 64 }));
+            Assert.That(result.Outputs["y"].Span<float>().ToArray(), Is.EqualTo(x.Select(v => Sigmoid(Sigmoid(v))).ToArray()).Within(1e-6));
+            if (keepA) Assert.That(result.Outputs["a"].Span<float>().ToArray(), Is.EqualTo(x.Select(Sigmoid).ToArray()).Within(1e-6), "a kept result is copied, not reshaped");
+            Assert.That(result.PeakBytes, Is.EqualTo((keepA ? 3 : 2) * 64 * sizeof(float) + sizeof(long)), "x and a (and a's copy when a is kept), and the shape");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Test]
