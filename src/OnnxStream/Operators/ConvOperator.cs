@@ -29,19 +29,20 @@ internal sealed class ConvOperator : IOperator
             ConvolveQUInt8(context, plan, x, whole ?? w, b, outputQuantization);
             return;
         }
-        var output = context.Output(0, x.ElementType == ElementType.Float16 ? ElementType.Float16 : ElementType.Float32, plan.OutputShape);
-        if (output.ElementCount == 0) return;
-        if (context.Float16Kernels && x.ElementType == ElementType.Float16)
-            Convolve<Half>(context, plan, x, w, b, output);
+        var outputType = x.ElementType == ElementType.Float16 ? ElementType.Float16 : ElementType.Float32;
+        if (Shapes.ElementCount(plan.OutputShape) == 0 || context.InfersShapes)
+            context.Output(0, outputType, plan.OutputShape);
+        else if (context.Float16Kernels && x.ElementType == ElementType.Float16)
+            Convolve<Half>(context, plan, x, w, b, outputType);
         else
-            Convolve<float>(context, plan, x, w, b, output);
+            Convolve<float>(context, plan, x, w, b, outputType);
     }
 
     /// <summary>
     /// The convolution computed in <typeparamref name="T"/> (float or Half), between NCHW ↔ NHWC transposes, in blocks
     /// of input and output channels (see <see cref="ConvolutionBlocks"/>).
     /// </summary>
-    private static void Convolve<T>(OperatorContext context, ConvPlan plan, Tensor x, Tensor w, Tensor? b, Tensor output) where T : unmanaged
+    private static void Convolve<T>(OperatorContext context, ConvPlan plan, Tensor x, Tensor w, Tensor? b, ElementType outputType) where T : unmanaged
     {
         var type = ElementTypes.Of<T>();
         var g = plan.Geometry;
@@ -81,17 +82,19 @@ internal sealed class ConvOperator : IOperator
             blocks = ConvolutionBlocks.Plan<T>(g, blockBytes, keep: false);
             owned = true;
         }
+        // NHWC straight into the output when that is also NCHW and of the compute type; otherwise the output is
+        // allocated last, once X's NHWC copy is gone (the copy, the NHWC result and the output never coexist).
+        var direct = outputType == type && (outputChannels == 1 || outputPixels == 1);
+        var output = direct ? context.Output(0, outputType, plan.OutputShape) : null;
         Tensor? nhwcIn = null, nhwcOut = null;
         try
         {
             nhwcIn = ToNhwc<T>(context, x, n, inputChannels, inputPixels, out var ownsIn);
-            // Output: NHWC straight into the output when that is also NCHW and of the compute type.
-            var direct = output.ElementType == type && (outputChannels == 1 || outputPixels == 1);
-            nhwcOut = direct ? output : context.Scratch(type, [output.ElementCount]);
+            nhwcOut = output ?? context.Scratch(type, [checked((int)Shapes.ElementCount(plan.OutputShape))]);
             blocks.Run(context, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<T>(), nhwcOut.Buffer<T>(), w, reader, b);
             if (ownsIn) nhwcIn.Dispose();
             nhwcIn = null;
-            if (!direct) FromNhwc<T>(context, nhwcOut, output, n, outputChannels, outputPixels);
+            if (!direct) FromNhwc<T>(context, nhwcOut, context.Output(0, outputType, plan.OutputShape), n, outputChannels, outputPixels);
         }
         finally
         {
@@ -111,8 +114,9 @@ internal sealed class ConvOperator : IOperator
 
     /// <inheritdoc />
     /// <remarks>
-    /// The NHWC copy of X, then (X freed when it dies here) the NHWC result and, when the kernel is split into input
-    /// blocks, a partial-sum buffer of the result's size; kernel blocks are a few MB and not counted.
+    /// Three phases: X and its NHWC copy; then (X freed when it dies here) the copy, the NHWC result and, when the kernel is
+    /// split into input blocks, a partial-sum buffer of the result's size; then the NHWC result and the output, allocated
+    /// last. Kernel blocks are a few MB and not counted. The output is counted by the caller, so this may be negative.
     /// </remarks>
     public long ScratchBytes(Graph.GraphNode node, Func<Graph.TensorDescriptor, long> bytes, Func<int, bool> inputDies)
     {
@@ -120,9 +124,8 @@ internal sealed class ConvOperator : IOperator
         var output = bytes(node.Outputs[0]);
         var rowElements = w.Shape[1..].Aggregate(1L, (a, d) => a * d);
         var partial = rowElements > ConvolutionBlocks.InputBlockElements ? output : 0;
-        // While X is transposed, X and its copy; then, X freed if it dies here, the NHWC result and the partial sums.
-        var copy = bytes(x);
-        return copy + Math.Max(0, output + partial - (inputDies(0) ? copy : 0));
+        var (copy, freed) = (bytes(x), inputDies(0) ? bytes(x) : 0);
+        return Math.Max(copy, Math.Max(copy - freed + output + partial, output + output - freed)) - output;
     }
 
     /// <inheritdoc />

@@ -39,7 +39,7 @@ public interface IOperator
     /// Bytes of scratch memory the operator holds at once while it runs <paramref name="node"/>, beyond its inputs and
     /// outputs (the tensors' sizes from <paramref name="bytes"/>), for <see cref="Graph.ModelSummary"/>'s prediction of a
     /// run's peak. Inputs the operator frees early (<see cref="OperatorContext.ReleaseInput"/>) count as freed when they die
-    /// with the operation.
+    /// with the operation; an operator that allocates its outputs last may return less than 0.
     /// </summary>
     long ScratchBytes(GraphNode node, Func<TensorDescriptor, long> bytes, Func<int, bool> inputDies) => 0;
 

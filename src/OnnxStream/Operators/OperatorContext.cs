@@ -124,6 +124,12 @@ public sealed class OperatorContext
     /// </summary>
     internal IReadOnlyList<int>? WritableInputs { get; init; }
 
+    /// <summary>
+    /// Whether the operator runs for shape inference only (<see cref="Graph.Passes.ShapeInference"/>): an operator that
+    /// allocates its output after scratch memory declares it first then.
+    /// </summary>
+    internal bool InfersShapes => _capture is not null;
+
     /// <summary>The input that <see cref="Output"/> handed back as output 0, if any.</summary>
     internal int? WrittenOverInput { get; private set; }
 

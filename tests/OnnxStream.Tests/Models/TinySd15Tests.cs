@@ -87,10 +87,11 @@ internal sealed class TinySd15Tests
         Assert.That(session.Allocator.LiveBlocks, Is.Zero, "tensors leaked after the runs");
         var float32Peak = MeasurePeak(form, ModelLoader.Load(SharedFixtures.Require($"models/tiny-sd15/{form.Model}")));
         TestContext.Out.WriteLine($"{form.Model} {session.Precision}: peak {peak} bytes, float32 {float32Peak} bytes ({(double)peak / float32Peak:P0})");
-        // The VAE's float16 peak is 74% of its float32 one (21.8 of 29.4 MB; it was below 70% of a 34.4 MB float32 peak
-        // before elementwise operations wrote over dying inputs, which lowered the float32 peak and not the float16 one).
+        // The VAE's float16 peak is 86% of its float32 one: 21.8 MB, as before, while the float32 peak fell from 34.4 to
+        // 25.2 MB (elementwise operations writing over dying inputs, Conv freeing its input early and allocating its output
+        // last); the float16 peak is a convolution's float32 working copy of a float16 input.
         if (form.Component != "text_encoder")
-            Assert.That(peak, Is.LessThanOrEqualTo(0.8 * float32Peak));
+            Assert.That(peak, Is.LessThanOrEqualTo(0.9 * float32Peak));
     }
 
     /// <summary>Runs <paramref name="form"/> twice on the reference inputs and checks each output; returns the session (for leak checks) and the last run's peak.</summary>

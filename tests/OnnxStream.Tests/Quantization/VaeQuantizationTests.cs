@@ -69,11 +69,12 @@ internal sealed class VaeQuantizationTests
         Assert.Throws<ArgumentException>(() => Calibrator.Calibrate(model, Array.Empty<Dictionary<string, Tensor>>()));
     }
 
-    // Peak bounds relative to the float32-activation run, measured 79%, 93% and 107%: elementwise operations writing over
-    // dying inputs lowered the float32 peak by 15% (34.4 -> 29.4 MB) and not these (they were 69%, 81% and 94% of the old one).
-    [TestCase("vae_decoder_qu8", ActivationQuantization.Static, 0.85)]
+    // Peak bounds relative to the float32-activation run, measured 92%, 92% and 125%: elementwise operations writing over
+    // dying inputs, and Conv freeing its input early and allocating its output last, lowered the float32 peak from 34.4
+    // to 25.2 MB and not these (23.1, 23.1 and 31.5 MB: they were 69%, 81% and 94% of the old float32 peak).
+    [TestCase("vae_decoder_qu8", ActivationQuantization.Static, 0.95)]
     [TestCase("vae_decoder_fp32", ActivationQuantization.Static, 0.95)]
-    [TestCase("vae_decoder_fp32", ActivationQuantization.Dynamic, 1.1)]
+    [TestCase("vae_decoder_fp32", ActivationQuantization.Dynamic, 1.3)]
     public void Quantized_decoders_match_the_torch_reference(string folder, ActivationQuantization quantization, double peakRatio)
     {
         var (floatPsnr, floatPeak) = Decode(folder, new InferenceSessionOptions { Threads = 2 });
