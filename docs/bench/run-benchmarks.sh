@@ -4,7 +4,10 @@
 # to a float16-weight model folder, runs `onnxstream bench --engine both`, and writes docs/bench/NAME.{json,md},
 # docs/bench-NAME.png, and the tables between the <!-- BEGIN bench:NAME --> / <!-- END bench:NAME --> markers.
 #
-#   docs/bench/run-benchmarks.sh [unet-rerun] [unet] [unet-fixed] [vae] [text]      (default: all)
+#   docs/bench/run-benchmarks.sh [unet-rerun] [conv] [unet] [unet-fixed] [vae] [text]      (default: all)
+#
+# conv runs `onnxstream bench-kernels --conv` (the UNet's convolution shapes, one-node models, against ONNX Runtime)
+# into docs/bench/conv.txt and the bench:conv markers.
 #
 # Environment: BENCH_MODELS (where models go, default /tmp/onnxstream-bench-models; the UNet needs 6.1 GB),
 # BENCH_RUNS and BENCH_ROUNDS (override each table's runs and rounds: see bench --rounds), BENCH_THREADS (default 2),
@@ -51,8 +54,12 @@ bench() {
     if [ "${BENCH_CLEAN:-0}" = 1 ]; then rm -rf "${models:?}/$arch" "${models:?}/$arch-fp16"; fi
 }
 
-for name in ${@:-unet-rerun unet unet-fixed vae text}; do
+for name in ${@:-unet-rerun conv unet unet-fixed vae text}; do
     case $name in
+        conv) echo "== conv: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+              "$cli" bench-kernels --conv --threads "$threads" --runs 3 | tee "$docs/bench/conv.txt"
+              { echo '```text'; cat "$docs/bench/conv.txt"; echo '```'; } > "$docs/bench/conv.md"
+              splice conv ;;
         unet-rerun) bench unet-rerun sd15-unet "SD 1.5 UNet, 64x64 latent (best of 2 rounds)" 2 2 \
                   prefetch/fp32/fused ram/fp32/fused ort:default ;;
         unet) bench unet sd15-unet "SD 1.5 UNet, 64x64 latent" 2 1 \
@@ -63,6 +70,6 @@ for name in ${@:-unet-rerun unet unet-fixed vae text}; do
                   prefetch/fp32/plain prefetch/fp32/sliced prefetch/fp32/fused prefetch/fp16/fused ram/fp32/fused ort:default ort:lean ;;
         text) bench text sd15-text-encoder "SD 1.5 text encoder (CLIP ViT-L/14)" 3 1 \
                   prefetch/fp32/plain ram/fp32/plain ram/fp16/plain mmap/fp32/plain ort:default ort:lean ;;
-        *) echo "unknown benchmark '$name': expected unet-rerun, unet, unet-fixed, vae or text" >&2; exit 2 ;;
+        *) echo "unknown benchmark '$name': expected unet-rerun, conv, unet, unet-fixed, vae or text" >&2; exit 2 ;;
     esac
 done
