@@ -58,6 +58,10 @@ internal static class RunCommand
                     ? names.SelectMany(n => n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToHashSet()
                     : null,
             };
+            // With --trace, the resident set after each operation (read from /proc; none elsewhere).
+            var residentBytes = new List<long>();
+            if (options.Trace && Bench.ProcessMemory.CurrentRssBytes() is not null)
+                options.OperationCompleted = _ => residentBytes.Add(Bench.ProcessMemory.CurrentRssBytes() ?? 0);
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
             if (options.AttentionSlices < 1) throw new ArgumentException("--attention-slices must be at least 1.");
             using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!), options);
@@ -80,9 +84,18 @@ internal static class RunCommand
                     NpyFile.Write(file, tensor);
                     Console.WriteLine($"{name}: {tensor} -> {file}");
                 }
-                foreach (var op in run.Trace ?? [])
-                    Console.WriteLine($"{op.OpType,-14} {op.Milliseconds,9:F2} ms {op.LiveBytes / 1048576.0,9:F1} MiB  {op.Node}");
-                Console.WriteLine($"time {run.Elapsed.TotalSeconds:F3} s, peak tracked {run.PeakBytes / 1048576.0:F1} MiB ({run.PeakBytes} bytes)");
+                if (run.Trace is { } traced)
+                {
+                    Console.WriteLine($"{"operation",-14} {"ms",12} {"held MiB",9} {"peak MiB",9} {"RSS MiB",8}  node");
+                    for (var i = 0; i < traced.Count; i++)
+                    {
+                        var op = traced[i];
+                        var rss = i < residentBytes.Count ? $"{residentBytes[i] / 1048576.0,8:F1}" : $"{"",8}";
+                        Console.WriteLine($"{op.OpType,-14} {op.Milliseconds,9:F2} ms {op.LiveBytes / 1048576.0,9:F1} {op.PeakBytes / 1048576.0,9:F1} {rss}  {op.Node}");
+                    }
+                }
+                var peakResident = Bench.ProcessMemory.PeakRssBytes() is { } hwm ? $", peak RSS {hwm / 1048576.0:F1} MiB" : "";
+                Console.WriteLine($"time {run.Elapsed.TotalSeconds:F3} s, peak tracked {run.PeakBytes / 1048576.0:F1} MiB ({run.PeakBytes} bytes){peakResident}");
                 return Task.FromResult(0);
             }
             finally

@@ -20,6 +20,7 @@ public sealed unsafe class NativeAllocator
 
     private long _currentBytes;
     private long _peakBytes;
+    private long _intervalPeakBytes;
     private long _liveBlocks;
 
     /// <summary>The allocator used when none is given.</summary>
@@ -36,6 +37,12 @@ public sealed unsafe class NativeAllocator
 
     /// <summary>Restarts peak tracking from the current byte count.</summary>
     public void ResetPeak() => Interlocked.Exchange(ref _peakBytes, CurrentBytes);
+
+    /// <summary>
+    /// The most bytes held at once since the last call (or creation), restarted from the current byte count: the peak
+    /// of one interval, such as one operation, without disturbing <see cref="PeakBytes"/>.
+    /// </summary>
+    public long TakeIntervalPeak() => Interlocked.Exchange(ref _intervalPeakBytes, CurrentBytes);
 
     /// <summary>
     /// Bytes of freed large blocks the process keeps to serve later requests of the same size without page faults
@@ -77,12 +84,17 @@ public sealed unsafe class NativeAllocator
         }
         var now = Interlocked.Add(ref _currentBytes, (long)bytes);
         Interlocked.Increment(ref _liveBlocks);
-        long peak;
-        while (now > (peak = Interlocked.Read(ref _peakBytes)) &&
-               Interlocked.CompareExchange(ref _peakBytes, now, peak) != peak)
+        RaiseTo(ref _peakBytes, now);
+        RaiseTo(ref _intervalPeakBytes, now);
+        return pointer;
+    }
+
+    private static void RaiseTo(ref long peak, long now)
+    {
+        long seen;
+        while (now > (seen = Interlocked.Read(ref peak)) && Interlocked.CompareExchange(ref peak, now, seen) != seen)
         {
         }
-        return pointer;
     }
 
     /// <summary>Frees a block from <see cref="Allocate"/> of <paramref name="bytes"/>.</summary>

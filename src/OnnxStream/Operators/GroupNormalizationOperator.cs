@@ -79,10 +79,12 @@ internal sealed unsafe class GroupNormalizationOperator : IOperator
     }
 
     /// <summary>
-    /// Normalizes X [N,C,...] into <paramref name="output"/> over groups of C/<paramref name="groups"/>
-    /// consecutive channels and all spatial positions, then y = normalized·scale[c] + bias[c].
+    /// Normalizes X [N,C,...] into <paramref name="output"/> (which may be X itself) over groups of C/<paramref name="groups"/>
+    /// consecutive channels and all spatial positions, then y = normalized·scale[c] + bias[c], then with
+    /// <paramref name="silu"/> y·sigmoid(y).
     /// </summary>
-    internal static void Normalize(OperatorContext context, Tensor x, Tensor output, int groups, float[] scale, float[] bias, float epsilon)
+    internal static void Normalize(OperatorContext context, Tensor x, Tensor output, int groups, float[] scale, float[] bias, float epsilon,
+        bool silu = false)
     {
         var batch = x.Shape[0];
         var channels = x.Shape[1];
@@ -113,6 +115,7 @@ internal sealed unsafe class GroupNormalizationOperator : IOperator
                         var plane = dst.Slice(c * spatial, spatial);
                         TensorPrimitives.Multiply(plane, invStd * scale[c0 + c], plane);
                         TensorPrimitives.Add(plane, bias[c0 + c], plane);
+                        if (silu) Silu(plane);
                     }
                 }
             }
@@ -129,6 +132,19 @@ internal sealed unsafe class GroupNormalizationOperator : IOperator
         finally
         {
             if (ownsX) xf.Dispose();
+        }
+    }
+
+    /// <summary>values·sigmoid(values) in place, through a small stack buffer.</summary>
+    private static void Silu(Span<float> values)
+    {
+        Span<float> sigmoid = stackalloc float[1024];
+        for (var i = 0; i < values.Length; i += sigmoid.Length)
+        {
+            var chunk = values.Slice(i, Math.Min(sigmoid.Length, values.Length - i));
+            var gate = sigmoid[..chunk.Length];
+            TensorPrimitives.Sigmoid(chunk, gate);
+            TensorPrimitives.Multiply(chunk, gate, chunk);
         }
     }
 

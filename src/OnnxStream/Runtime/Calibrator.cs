@@ -44,6 +44,8 @@ public static class Calibrator
             CustomWeightsProvider = options.CustomWeightsProvider,
             PrefetchBudgetBytes = options.PrefetchBudgetBytes,
             PrefetchHoldBytes = options.PrefetchHoldBytes,
+            // The ranges name the exported nodes, which static quantization runs unfused.
+            FuseGroupNorm = false,
         };
         var ranges = new RangeData();
         using var session = new InferenceSession(graph, floatOptions);

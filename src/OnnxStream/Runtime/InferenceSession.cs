@@ -45,6 +45,7 @@ public sealed class InferenceSession : IDisposable
         graph = AttentionFusion.Apply(graph, options.Attention, options.AttentionSlices);
         // Not under activation quantization: its ranges and its selection of tensors name the exported nodes.
         if (options.FuseGeglu && options.ActivationQuantization == ActivationQuantization.None) graph = GegluFusion.Apply(graph);
+        if (options.FuseGroupNorm && options.ActivationQuantization == ActivationQuantization.None) graph = GroupNormFusion.Apply(graph);
         Graph = graph;
         _operators = graph.Nodes.Select(node => registry.TryGet(node.OpType, out var op)
                 ? op
@@ -158,11 +159,13 @@ public sealed class InferenceSession : IDisposable
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var start = clock.Elapsed;
+                Allocator.TakeIntervalPeak();
                 var node = Graph.Nodes[i];
                 var writtenOver = RunNode(node, _operators[i], live, kept, remaining, callerOwned, cancellationToken);
                 if (trace is not null || _operationCompleted is not null)
                 {
-                    var entry = new OperationTrace(node.Name, node.OpType, (clock.Elapsed - start).TotalMilliseconds, Allocator.CurrentBytes);
+                    var entry = new OperationTrace(node.Name, node.OpType, (clock.Elapsed - start).TotalMilliseconds, Allocator.CurrentBytes,
+                        Allocator.TakeIntervalPeak());
                     trace?.Add(entry);
                     _operationCompleted?.Invoke(entry);
                 }

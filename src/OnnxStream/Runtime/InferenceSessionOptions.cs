@@ -129,6 +129,15 @@ public sealed class InferenceSessionOptions
     /// </summary>
     public bool FuseGeglu { get; set; } = true;
 
+    /// <summary>
+    /// Replace each group normalization as exported before opset 18 (<c>Reshape → InstanceNormalization → Reshape → Mul →
+    /// Add</c>) and the SiLU after it (<c>Mul(y, Sigmoid(y))</c>) by one operation that writes its output once, over its input
+    /// when nothing else reads it (default true; not under <see cref="ActivationQuantization"/>, whose ranges name the exported
+    /// nodes). Saves up to two activations of the input's size at each resnet; its intermediate tensors cannot then be asked
+    /// for as extra outputs.
+    /// </summary>
+    public bool FuseGroupNorm { get; set; } = true;
+
     /// <summary>Blocks of query rows of <see cref="AttentionMode.Sliced"/> attention (default 2, as the original).</summary>
     public int AttentionSlices { get; set; } = 2;
 

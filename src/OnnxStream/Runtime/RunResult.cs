@@ -7,7 +7,8 @@ namespace OnnxStream.Runtime;
 /// <param name="OpType">Its operator type.</param>
 /// <param name="Milliseconds">Time to fetch its weights and run it.</param>
 /// <param name="LiveBytes">Tracked bytes held right after it ran (before its inputs were freed).</param>
-public readonly record struct OperationTrace(string Node, string OpType, double Milliseconds, long LiveBytes);
+/// <param name="PeakBytes">The most tracked bytes held at once while it ran (its weights, inputs, outputs and scratch, and every other live tensor).</param>
+public readonly record struct OperationTrace(string Node, string OpType, double Milliseconds, long LiveBytes, long PeakBytes);
 
 /// <summary>The outputs of a run and what it cost. Dispose to free the outputs.</summary>
 public sealed class RunResult : IDisposable

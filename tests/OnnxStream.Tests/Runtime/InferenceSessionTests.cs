@@ -73,6 +73,9 @@ internal sealed class InferenceSessionTests
         Assert.That(seen.Select(s => s.Entry.OpType), Is.EqualTo(new[] { "Add", "Mul", "Add", "Mul" }));
         // Called during the run, before the operation's dead inputs are freed: the bytes held then are the entry's.
         Assert.That(seen.Select(s => s.LiveNow), Is.EqualTo(seen.Select(s => s.Entry.LiveBytes)));
+        // Each entry's peak covers what it left held, and the highest of them is the run's peak.
+        Assert.That(seen.All(s => s.Entry.PeakBytes >= s.Entry.LiveBytes && s.Entry.PeakBytes > 0), Is.True);
+        Assert.That(seen.Max(s => s.Entry.PeakBytes), Is.EqualTo(result.PeakBytes));
     }
 
     [Test]

@@ -23,76 +23,38 @@ internal static class GegluFusion
     public const string OpType = "FusedGeglu";
 
     /// <summary>The graph with its GEGLU projections replaced; itself when there are none.</summary>
-    public static ModelGraph Apply(ModelGraph graph)
-    {
-        var producers = new Dictionary<string, GraphNode>(StringComparer.Ordinal);
-        var consumers = new Dictionary<string, List<GraphNode>>(StringComparer.Ordinal);
-        foreach (var node in graph.Nodes)
-        {
-            foreach (var output in node.Outputs) producers[output.Name] = node;
-            foreach (var input in node.Inputs)
-                if (input is { IsWeight: false })
-                {
-                    if (!consumers.TryGetValue(input.Name, out var list)) consumers[input.Name] = list = [];
-                    list.Add(node);
-                }
-        }
-        var graphOutputs = graph.Outputs.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-        var removed = new HashSet<GraphNode>(ReferenceEqualityComparer.Instance);
-        var replacements = new Dictionary<GraphNode, GraphNode>(ReferenceEqualityComparer.Instance);
-        foreach (var matmul in graph.Nodes)
-        {
-            if (TryMatch(matmul, consumers, graphOutputs) is not { } match || match.Nodes.Any(removed.Contains)) continue;
-            foreach (var node in match.Nodes) removed.Add(node);
-            var attributes = new Dictionary<string, string> { ["erf_divisor"] = match.Divisor.ToString("R", CultureInfo.InvariantCulture) };
-            replacements[match.Output] = new GraphNode($"{match.Output.Name}_{OpType}", OpType, [match.X, match.W, match.B],
-                match.Output.Outputs, new NodeAttributes(attributes), match.Output.Source);
-        }
-        if (replacements.Count == 0) return graph;
-        var nodes = graph.Nodes.Where(n => !removed.Contains(n) || replacements.ContainsKey(n))
-            .Select(n => replacements.GetValueOrDefault(n, n)).ToList();
-        return graph with { Nodes = nodes };
-    }
+    public static ModelGraph Apply(ModelGraph graph) => SubgraphFusion.Apply(graph, TryMatch);
 
-    /// <summary>The nodes of one GEGLU subgraph (the last Mul is <c>Output</c>) and the replacement's operands.</summary>
-    private sealed record Match(List<GraphNode> Nodes, GraphNode Output, TensorDescriptor X, TensorDescriptor W, TensorDescriptor B, float Divisor);
-
-    private static Match? TryMatch(GraphNode matmul, Dictionary<string, List<GraphNode>> consumers, HashSet<string> graphOutputs)
+    private static SubgraphFusion.Match? TryMatch(SubgraphFusion graph, GraphNode matmul)
     {
-        // The consumers of a node's only output, when they are all there is to it (no graph output).
-        List<GraphNode> Next(GraphNode node) =>
-            node.Outputs.Length == 1 && !graphOutputs.Contains(node.Outputs[0].Name) ? consumers.GetValueOrDefault(node.Outputs[0].Name, []) : [];
-        GraphNode? Only(GraphNode node, string opType) => Next(node) is [{ } next] && next.OpType == opType && IsBinaryOrUnary(next) ? next : null;
         string Out(GraphNode node) => node.Outputs[0].Name;
-        // The operand of a binary node other than the tensor named `name`.
-        TensorDescriptor? Other(GraphNode node, string name) =>
-            node.Inputs[0]!.Name == name ? node.Inputs[1] : node.Inputs[1]!.Name == name ? node.Inputs[0] : null;
+        var other = SubgraphFusion.Other;
 
         if (matmul is not { OpType: "MatMul", Inputs: [{ IsWeight: false } x, { IsWeight: true, Shape: [var k, var twoH] } w] } || twoH % 2 != 0 || k < 1)
             return null;
         var h = twoH / 2;
-        if (Only(matmul, "Add") is not { } add || Other(add, Out(matmul)) is not { IsWeight: true, Shape: [var biasLength] } b || biasLength != twoH)
+        if (graph.Only(matmul, "Add") is not { } add || other(add, Out(matmul)) is not { IsWeight: true, Shape: [var biasLength] } b || biasLength != twoH)
             return null;
-        if (Next(add) is not [{ OpType: "Slice" } s0, { OpType: "Slice" } s1]) return null;
+        if (graph.Next(add) is not [{ OpType: "Slice" } s0, { OpType: "Slice" } s1]) return null;
         if (SliceRange(s1, Out(add)) == (0, h)) (s0, s1) = (s1, s0);
         if (SliceRange(s0, Out(add)) != (0, h) || SliceRange(s1, Out(add)) is not (var start, var end) || start != h || end < twoH)
             return null;
         // g feeds Div and the Mul; h feeds the last Mul.
         var gate = Out(s1);
-        if (Next(s1) is not [var first, var second]) return null;
+        if (graph.Next(s1) is not [var first, var second]) return null;
         var (div, mul) = first.OpType == "Div" ? (first, second) : (second, first);
-        if (div is not { OpType: "Div" } || !IsBinaryOrUnary(div) || div.Inputs[0]!.Name != gate || ScalarValue(div.Inputs[1]) is not { } divisor ||
+        if (div is not { OpType: "Div" } || !SubgraphFusion.IsBinaryOrUnary(div) || div.Inputs[0]!.Name != gate || ScalarValue(div.Inputs[1]) is not { } divisor ||
             Math.Abs(divisor - Math.Sqrt(2)) > 1e-3)
             return null;
-        if (Only(div, "Erf") is not { } erf || Only(erf, "Add") is not { } plusOne || ScalarValue(Other(plusOne, Out(erf))) != 1) return null;
-        if (mul is not { OpType: "Mul" } || !IsBinaryOrUnary(mul) || Other(mul, gate)?.Name != Out(plusOne) || Only(plusOne, "Mul") != mul) return null;
-        if (Only(mul, "Mul") is not { } half || ScalarValue(Other(half, Out(mul))) != 0.5) return null;
-        if (Only(half, "Mul") is not { } output || Only(s0, "Mul") != output || Other(output, Out(half))?.Name != Out(s0)) return null;
-        return new Match([matmul, add, s0, s1, div, erf, plusOne, mul, half, output], output, x, w, b, (float)divisor);
+        if (graph.Only(div, "Erf") is not { } erf || graph.Only(erf, "Add") is not { } plusOne || ScalarValue(other(plusOne, Out(erf))) != 1) return null;
+        if (mul is not { OpType: "Mul" } || !SubgraphFusion.IsBinaryOrUnary(mul) || other(mul, gate)?.Name != Out(plusOne) || graph.Only(plusOne, "Mul") != mul)
+            return null;
+        if (graph.Only(mul, "Mul") is not { } half || ScalarValue(other(half, Out(mul))) != 0.5) return null;
+        if (graph.Only(half, "Mul") is not { } output || graph.Only(s0, "Mul") != output || other(output, Out(half))?.Name != Out(s0)) return null;
+        var attributes = new Dictionary<string, string> { ["erf_divisor"] = ((float)divisor).ToString("R", CultureInfo.InvariantCulture) };
+        var fused = new GraphNode($"{output.Name}_{OpType}", OpType, [x, w, b], output.Outputs, new NodeAttributes(attributes), output.Source);
+        return new SubgraphFusion.Match([matmul, add, s0, s1, div, erf, plusOne, mul, half, output], output, fused);
     }
-
-    private static bool IsBinaryOrUnary(GraphNode node) =>
-        node.Outputs.Length == 1 && node.Inputs.Length is 1 or 2 && node.Inputs.All(i => i is not null);
 
     /// <summary>
     /// [start, end) of a Slice of <paramref name="data"/> along its last axis by constant starts/ends/axes (steps absent or
