@@ -25,7 +25,7 @@ internal sealed class ConvOperator : IOperator
         if (QuantizedOperands.ForProduct(context, x, w) is { } outputQuantization)
         {
             // XNNPACK's uint8 convolution packs the whole kernel: one left unread is read whole.
-            using var whole = context.WeightReader(1) is { } reader ? ReadWhole(context, w, reader) : null;
+            using var whole = context.WeightReader(1) is not null ? context.ReadWhole(1) : null;
             ConvolveQUInt8(context, plan, x, whole ?? w, b, outputQuantization);
             return;
         }
@@ -130,22 +130,6 @@ internal sealed class ConvOperator : IOperator
 
     /// <inheritdoc />
     public bool TakesQuantized(int index) => index is 0 or 1;
-
-    /// <summary>The weight <paramref name="w"/> (left unread by the session) read whole into a scratch tensor.</summary>
-    private static Tensor ReadWhole(OperatorContext context, Tensor w, Weights.WeightSliceReader reader)
-    {
-        var whole = context.Scratch(w.ElementType, w.Shape, w.Quantization);
-        try
-        {
-            reader.Read(0, whole.Bytes);
-            return whole;
-        }
-        catch
-        {
-            whole.Dispose();
-            throw;
-        }
-    }
 
     /// <summary>The convolution in uint8: X, W and the output quantized, the bias in int32, between NCHW ↔ NHWC transposes.</summary>
     private static void ConvolveQUInt8(OperatorContext context, ConvPlan plan, Tensor x, Tensor w, Tensor? b, Quantization outputQuantization)

@@ -41,14 +41,15 @@ internal sealed unsafe class FusedGegluOperator : IOperator
         try
         {
             var kept = context.KeepsPreparedOperators && context.IsWeight(1) && context.IsWeight(2);
+            var reader = context.WeightReader(1);
             var slice = kept ? h : ChannelBlocks.Size(h, ChannelBlocks.SliceBytesPerThread(context) / ((long)k * 2 * sizeof(float)));
             for (var h0 = 0; h0 < h; h0 += slice)
             {
                 var columns = Math.Min(slice, h - h0);
                 var owned = true;
                 var projection = kept
-                    ? context.Prepare(() => Pack(context, w, b, 0, columns), out owned)
-                    : Pack(context, w, b, h0, columns);
+                    ? context.Prepare(() => Pack(context, w, null, b, 0, columns), out owned)
+                    : Pack(context, w, reader, b, h0, columns);
                 try
                 {
                     Apply(context, projection, xf, yf, rows, h, h0, columns, divisor);
@@ -69,20 +70,16 @@ internal sealed unsafe class FusedGegluOperator : IOperator
 
     /// <summary>
     /// A fully connected operator computing, per row, value columns h0..h0+columns then the same gate columns (H + h0..):
-    /// those columns of W and b gathered, converted to float32 and packed.
+    /// those columns of W (from its file with <paramref name="reader"/>) and b gathered, converted to float32 and packed.
     /// </summary>
-    private static FullyConnectedOperator Pack(OperatorContext context, Tensor w, Tensor b, int h0, int columns)
+    private static FullyConnectedOperator Pack(OperatorContext context, Tensor w, Weights.WeightSliceReader? reader, Tensor b, int h0, int columns)
     {
         var (k, twoH) = (w.Shape[0], w.Shape[1]);
         var h = twoH / 2;
-        var size = w.ElementType.Size();
         using var gathered = context.Scratch(w.ElementType, [k, 2 * columns], w.Quantization);
-        var source = AxisHelper.Data(w);
         var destination = AxisHelper.Data(gathered);
-        var bytes = (long)columns * size;
-        for (var row = 0; row < k; row++)
-            foreach (var (from, to) in new[] { (h0, 0), (h + h0, columns) })
-                Buffer.MemoryCopy(source + ((long)row * twoH + from) * size, destination + ((long)row * 2 * columns + to) * size, bytes, bytes);
+        WeightColumns.Gather(w, reader, h0, columns, destination, 2 * columns);
+        WeightColumns.Gather(w, reader, h + h0, columns, destination + (long)columns * w.ElementType.Size(), 2 * columns);
         var weights = Layout.ToFloat32(context, gathered, "W", out var ownsWeights);
         var bias = Layout.ToFloat32(context, b, "b", out var ownsBias);
         try
@@ -137,4 +134,8 @@ internal sealed unsafe class FusedGegluOperator : IOperator
     /// <inheritdoc />
     /// <remarks>W and b as stored: only the slice being packed is converted.</remarks>
     public bool TakesStoredWeight(int index) => index is 1 or 2;
+
+    /// <inheritdoc />
+    /// <remarks>A large W (SD 1.5's 16×16 level: 25 MiB in float16) is read a slice of columns at a time, row by row.</remarks>
+    public bool ReadsWeightSlices(int index) => index == 1;
 }

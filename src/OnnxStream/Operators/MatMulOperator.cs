@@ -26,7 +26,18 @@ internal sealed unsafe class MatMulOperator : IOperator
         var a = context.Input(0);
         var b = context.Input(1);
         var plan = InferShape(context, a, b);
-        if (context.IsWeight(1) && b.Shape.Length == 2 && QuantizedOperands.ForProduct(context, a, b) is { } outputQuantization)
+        var quantized = context.IsWeight(1) && b.Shape.Length == 2 ? QuantizedOperands.ForProduct(context, a, b) : null;
+        var byItem = quantized is null && !context.Float16Kernels && plan.OutputType == ElementType.Float16 && a.ElementType == ElementType.Float16 &&
+                     plan.Batch.Length > 1 && (plan.BBatchIsOne || plan.BatchesMatch && b.ElementType is ElementType.Float16 or ElementType.Float32) &&
+                     !(context.KeepsPreparedOperators && context.IsWeight(1));
+        // A B left unread by the session is read a slice of columns at a time by the weight-slice product; every other
+        // path reads it whole first.
+        using var whole = context.WeightReader(1) is not null &&
+                          (quantized is not null || byItem || plan.OutputType is not (ElementType.Float32 or ElementType.Float16) || !BySlices(context, plan, b))
+            ? context.ReadWhole(1)
+            : null;
+        b = whole ?? b;
+        if (quantized is { } outputQuantization)
         {
             MultiplyQUInt8(context, plan, a, b, outputQuantization);
             return;
@@ -45,13 +56,16 @@ internal sealed unsafe class MatMulOperator : IOperator
 
         if (context.Float16Kernels && output.ElementType == ElementType.Float16)
             Compute<Half>(context, plan, a, b, output);
-        else if (output.ElementType == ElementType.Float16 && a.ElementType == ElementType.Float16 && plan.Batch.Length > 1 &&
-                 (plan.BBatchIsOne || plan.BatchesMatch && b.ElementType is ElementType.Float16 or ElementType.Float32) &&
-                 !(context.KeepsPreparedOperators && context.IsWeight(1)))
+        else if (byItem)
             ComputeFloat16ByItem(context, plan, a, b, output);
         else
             Compute<float>(context, plan, a, b, output);
     }
+
+    /// <summary>Whether a float product runs <see cref="MultiplyByWeightSlices{T}"/>: a weight B [K, N] not kept, with more than a few rows.</summary>
+    private static bool BySlices(OperatorContext context, MatMulPlan plan, Tensor b) =>
+        context.IsWeight(1) && b.Shape.Length == 2 && !context.KeepsPreparedOperators &&
+        plan.Batch.Length * plan.M > DirectRowsPerThread * context.Pool.ThreadCount;
 
     /// <summary>
     /// float16 data computed in float32 one batch item at a time (attention's P·V over heads), so only one
@@ -119,9 +133,9 @@ internal sealed unsafe class MatMulOperator : IOperator
                 scratch.Add(result = context.Scratch(type, plan.OutputShape));
             var rows = checked((int)plan.Batch.Length * plan.M);
             var weightMatrix = context.IsWeight(1) && b.Shape.Length == 2;
-            if (weightMatrix && !context.KeepsPreparedOperators && rows > DirectRowsPerThread * context.Pool.ThreadCount)
+            if (BySlices(context, plan, b))
             {
-                MultiplyByWeightSlices<T>(context, plan, rows, at, b, result);
+                MultiplyByWeightSlices<T>(context, plan, rows, at, b, context.WeightReader(1), result);
                 if (result != output) Layout.FromFloat32(context, result, output);
                 return;
             }
@@ -148,30 +162,26 @@ internal sealed unsafe class MatMulOperator : IOperator
     }
 
     /// <summary>
-    /// A · the weight B [K, N] in slices of output columns: each slice of B gathered in its stored type, converted to
-    /// <typeparamref name="T"/>, packed into a fully connected operator that writes its columns in place into
-    /// <paramref name="result"/>, and freed before the next (<see cref="OperatorContext.WeightSliceBytes"/>).
+    /// A · the weight B [K, N] in slices of output columns: each slice of B gathered in its stored type (from its file with
+    /// <paramref name="reader"/>), converted to <typeparamref name="T"/>, packed into a fully connected operator that writes its
+    /// columns in place into <paramref name="result"/>, and freed before the next (<see cref="OperatorContext.WeightSliceBytes"/>).
     /// </summary>
-    private static void MultiplyByWeightSlices<T>(OperatorContext context, MatMulPlan plan, int rows, Tensor a, Tensor b, Tensor result)
+    private static void MultiplyByWeightSlices<T>(OperatorContext context, MatMulPlan plan, int rows, Tensor a, Tensor b,
+        Weights.WeightSliceReader? reader, Tensor result)
         where T : unmanaged
     {
         var (k, n) = (plan.K, plan.N);
         var slice = ChannelBlocks.Size(n, ChannelBlocks.SliceBytesPerThread(context) / ((long)k * sizeof(T)));
-        var elementSize = b.ElementType.Size();
-        var source = AxisHelper.Data(b);
         var output = result.Buffer<T>();
         for (var n0 = 0; n0 < n; n0 += slice)
         {
             var columns = Math.Min(slice, n - n0);
-            // The slice's columns of B, dense, in the stored type (B itself when it is the whole of it).
+            // The slice's columns of B, dense, in the stored type (B itself when it is the whole of it in memory).
             var gathered = b;
-            if (columns != n)
+            if (columns != n || reader is not null)
             {
                 gathered = context.Scratch(b.ElementType, [k, columns], b.Quantization);
-                var destination = AxisHelper.Data(gathered);
-                var rowBytes = (long)columns * elementSize;
-                for (var row = 0; row < k; row++)
-                    Buffer.MemoryCopy(source + ((long)row * n + n0) * elementSize, destination + row * rowBytes, rowBytes, rowBytes);
+                WeightColumns.Gather(b, reader, n0, columns, AxisHelper.Data(gathered), columns);
             }
             try
             {
@@ -198,6 +208,10 @@ internal sealed unsafe class MatMulOperator : IOperator
     /// <inheritdoc />
     /// <remarks>B as stored (float16 in fp16 folders): a weight B is widened a slice at a time, or whole where it must be.</remarks>
     public bool TakesStoredWeight(int index) => index == 1;
+
+    /// <inheritdoc />
+    /// <remarks>A large B (SD 1.5's feed-forward output projection: 12.5 MiB in float16) is read a slice of columns at a time.</remarks>
+    public bool ReadsWeightSlices(int index) => index == 1;
 
     /// <inheritdoc />
     public bool TakesQuantized(int index) => index is 0 or 1;

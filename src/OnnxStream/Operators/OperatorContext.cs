@@ -119,6 +119,27 @@ public sealed class OperatorContext
     public Weights.WeightSliceReader? WeightReader(int index) => WeightReaders?.GetValueOrDefault(index);
 
     /// <summary>
+    /// Input <paramref name="index"/>, a weight the session left unread (see <see cref="WeightReader"/>), read whole into a
+    /// scratch tensor the caller disposes: for the paths of an operator that need all of it at once.
+    /// </summary>
+    internal Tensor ReadWhole(int index)
+    {
+        var reader = WeightReader(index) ?? throw new InvalidOperationException($"input {index} was not left unread");
+        var w = Input(index);
+        var whole = Scratch(w.ElementType, w.Shape, w.Quantization);
+        try
+        {
+            reader.Read(0, whole.Bytes);
+            return whole;
+        }
+        catch
+        {
+            whole.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Inputs that die with this operation and that the operator may write output 0 over (see
     /// <see cref="IOperator.WritesOverInput"/>): <see cref="Output"/> hands back the first that fits.
     /// </summary>

@@ -209,6 +209,44 @@ internal sealed class InferenceSessionTests
         }
     }
 
+    // Rows of A: many (column slices of B read from the file), few (B read whole, multiplied directly); float16 storage
+    // with a batch (B read whole, widened once for all items).
+    [TestCase(64, Precision.Float32, true)]
+    [TestCase(2, Precision.Float32, false)]
+    [TestCase(64, Precision.Float16Storage, false)]
+    public void A_large_MatMul_weight_is_read_a_slice_of_columns_at_a_time_where_the_product_allows(int rows, Precision precision, bool inSlices)
+    {
+        var folder = Directory.CreateTempSubdirectory("onnxstream-sliced-").FullName;
+        try
+        {
+            // B: 256x384 float32 (393,216 bytes) above an 8 KiB weight slice budget.
+            const int bytes = 256 * 384 * 4;
+            File.WriteAllBytes(Path.Combine(folder, "b.bin"), Kernels.Reference.RandomFloats(256 * 384, 1, -0.1f, 0.1f).SelectMany(BitConverter.GetBytes).ToArray());
+            File.WriteAllText(Path.Combine(folder, "model.txt"), $"mm:MatMul*input:x(2,{rows},256);b.bin(float32:256,384)*output:y(2,{rows},384)*\n");
+            var x = Kernels.Reference.RandomFloats(2 * rows * 256, 3, -1, 1);
+            (float[] Values, long Peak) Run(WeightsProviderKind kind)
+            {
+                using var session = new InferenceSession(ModelTextReader.Read(folder),
+                    new InferenceSessionOptions { Threads = 2, WeightsProvider = kind, WeightSliceBytes = 8192, Precision = precision });
+                using var input = Tensor.From<float>(x, [2, rows, 256], session.Allocator);
+                using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input });
+                return (result.Outputs["y"].Span<float>().ToArray(), result.PeakBytes);
+            }
+            var (kept, keptPeak) = Run(WeightsProviderKind.Ram);
+            var (streamed, streamedPeak) = Run(WeightsProviderKind.Prefetch);
+            Assert.That(streamed, Is.EqualTo(kept).Within(precision == Precision.Float32 ? 1e-5 : 1e-2));
+            Assert.That(keptPeak, Is.GreaterThan(bytes), "the Ram provider holds B");
+            var activations = 2L * rows * (256 + 384) * 4; // x and y in float32
+            TestContext.Out.WriteLine($"peak tracked: kept {keptPeak}, streamed {streamedPeak} bytes (B {bytes}, x and y {activations})");
+            if (inSlices) Assert.That(streamedPeak, Is.LessThan(activations + bytes / 4), "a few slices of B at a time");
+            else Assert.That(streamedPeak, Is.GreaterThan(bytes), "B read whole");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [TestCase(false)]
     [TestCase(true)]
     public void Elementwise_operations_write_over_an_input_that_dies_with_them(bool keepA)
