@@ -89,7 +89,16 @@ internal sealed class ConvOperator : IOperator
         Tensor? nhwcIn = null, nhwcOut = null;
         try
         {
-            nhwcIn = ToNhwc<T>(context, x, n, inputChannels, inputPixels, out var ownsIn);
+            // An X of the compute type that dies here, split into input blocks, is rearranged in place (no NHWC copy: the
+            // largest scratch of a UNet's 64×64 convolutions), a block of channels at a time.
+            bool ownsIn;
+            if (owned && blocks.InputBlocks > 1 && x.ElementType == type && inputPixels > 1 && context.InputDies(0))
+            {
+                blocks.ChannelBlockedInput = true;
+                blocks.ToChannelBlocks<T>(context, x, n, inputPixels);
+                (nhwcIn, ownsIn) = (x, false);
+            }
+            else nhwcIn = ToNhwc<T>(context, x, n, inputChannels, inputPixels, out ownsIn);
             nhwcOut = output ?? context.Scratch(type, [checked((int)Shapes.ElementCount(plan.OutputShape))]);
             blocks.Run(context, n, plan.InputHeight, plan.InputWidth, nhwcIn.Buffer<T>(), nhwcOut.Buffer<T>(), w, reader, b);
             if (ownsIn) nhwcIn.Dispose();
@@ -116,14 +125,22 @@ internal sealed class ConvOperator : IOperator
     /// <remarks>
     /// Three phases: X and its NHWC copy; then (X freed when it dies here) the copy, the NHWC result and, when the kernel is
     /// split into input blocks, a partial-sum buffer of the result's size; then the NHWC result and the output, allocated
-    /// last. Kernel blocks are a few MB and not counted. The output is counted by the caller, so this may be negative.
+    /// last. A float32 X split into input blocks that dies here has no copy: it is rearranged in place through one block's
+    /// scratch, and held to the end. Kernel blocks are a few MB and not counted. The output is counted by the caller, so
+    /// this may be negative.
     /// </remarks>
     public long ScratchBytes(Graph.GraphNode node, Func<Graph.TensorDescriptor, long> bytes, Func<int, bool> inputDies)
     {
-        if (node.Inputs is not [{ } x, { } w, ..] || node.Outputs.Length != 1 || w.Shape.Length < 3) return 0;
+        if (node.Inputs is not [{ } x, { } w, ..] || node.Outputs.Length != 1 || w.Shape.Length < 3 || x.Shape.Length < 3) return 0;
         var output = bytes(node.Outputs[0]);
-        var rowElements = w.Shape[1..].Aggregate(1L, (a, d) => a * d);
-        var partial = rowElements > ConvolutionBlocks.InputBlockElements ? output : 0;
+        var window = w.Shape[2..].Aggregate(1L, (a, d) => a * d);
+        var split = w.Shape[1] * window > ConvolutionBlocks.InputBlockElements;
+        var partial = split ? output : 0;
+        if (split && inputDies(0) && (x.ActivationType ?? ElementType.Float32) == ElementType.Float32)
+        {
+            var block = bytes(x) / x.Shape[1] * ChannelBlocks.Size(x.Shape[1], Math.Max(1, ConvolutionBlocks.InputBlockElements / window));
+            return Math.Max(block, output + partial) - output;
+        }
         var (copy, freed) = (bytes(x), inputDies(0) ? bytes(x) : 0);
         return Math.Max(copy, Math.Max(copy - freed + output + partial, output + output - freed)) - output;
     }

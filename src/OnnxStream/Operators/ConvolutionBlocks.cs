@@ -46,6 +46,17 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
         : this(geometry, dataType, inputBlock, outputBlock) =>
         _kept = keep ? new Convolution2dOperator?[InputBlocks * OutputBlocks] : null;
 
+    /// <summary>
+    /// Whether <see cref="Run{T}"/> takes its input channel-blocked instead of NHWC: per image, each input block's channels
+    /// as a dense NHWC image of their own, where the NCHW image had those channels ([N][blocks][H·W][block channels]; see
+    /// <see cref="ToChannelBlocks"/>). Only for blocks packed per run (set before <see cref="Run{T}"/>).
+    /// </summary>
+    public bool ChannelBlockedInput
+    {
+        get;
+        set => field = value && _kept is not null ? throw new InvalidOperationException("Kept blocks were packed for NHWC input.") : value;
+    }
+
     /// <summary>The whole convolution's shape.</summary>
     public Convolution2dGeometry Geometry { get; }
 
@@ -154,8 +165,18 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
                         var slot = _kept is null ? i - start : o * InputBlocks + i;
                         try
                         {
-                            packed[slot]!.Run(context.Pool, n, height, width, View(input, i * InputBlock),
-                                View(i == 0 ? output : partial!.Buffer<T>(), o0));
+                            var target = i == 0 ? output : partial!.Buffer<T>();
+                            if (!ChannelBlockedInput)
+                                packed[slot]!.Run(context.Pool, n, height, width, View(input, i * InputBlock), View(target, o0));
+                            else
+                            {
+                                // Images one at a time: a block's channels are dense within an image, not across them.
+                                var (inputImage, outputImage) = ((long)Geometry.InputChannels * height * width, target.Length / n);
+                                for (var image = 0; image < n; image++)
+                                    packed[slot]!.Run(context.Pool, 1, height, width,
+                                        View(input, checked((int)(image * inputImage + (long)i * InputBlock * height * width))),
+                                        View(target, checked((int)(image * outputImage + o0))));
+                            }
                         }
                         finally
                         {
@@ -176,6 +197,26 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
             partial?.Dispose();
             if (ownsBias) bias!.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Turns the NCHW <paramref name="x"/> [n, InputChannels, pixels] into the channel-blocked layout in place (see
+    /// <see cref="ChannelBlockedInput"/>): each block of channels of each image, contiguous in NCHW, transposed where it is,
+    /// through a scratch copy of one block.
+    /// </summary>
+    public void ToChannelBlocks<T>(OperatorContext context, Tensor x, int n, int pixels) where T : unmanaged
+    {
+        var channels = Geometry.InputChannels;
+        using var scratch = context.Scratch(ElementTypes.Of<T>(), [Math.Min(InputBlock, channels) * pixels]);
+        var data = (T*)AxisHelper.Data(x);
+        for (var image = 0; image < n; image++)
+            for (var c0 = 0; c0 < channels; c0 += InputBlock)
+            {
+                var count = Math.Min(InputBlock, channels - c0);
+                var block = new Span<T>(data + ((long)image * channels + c0) * pixels, count * pixels);
+                block.CopyTo(scratch.Span<T>());
+                Layout.NchwToNhwc<T>(scratch.Span<T>()[..block.Length], block, 1, count, pixels, context.Pool);
+            }
     }
 
     /// <summary>Packs input blocks <paramref name="start"/>.. (<paramref name="count"/> of them) of output block <paramref name="o"/> into <paramref name="packed"/>, in parallel.</summary>
@@ -243,7 +284,7 @@ internal sealed unsafe class ConvolutionBlocks : IDisposable
         {
             GroupInputChannels = g.Groups == 1 ? inputs : g.GroupInputChannels,
             GroupOutputChannels = g.Groups == 1 ? outputs : g.GroupOutputChannels,
-            InputPixelStride = inputs == g.InputChannels ? 0 : g.InputChannels,
+            InputPixelStride = inputs == g.InputChannels || ChannelBlockedInput ? 0 : g.InputChannels,
             OutputPixelStride = outputs == g.OutputChannels ? 0 : g.OutputChannels,
         };
         using var kernel = BlockKernel<T>(context, w, rows, c0, inputs, outputs);

@@ -161,6 +161,12 @@ public sealed class OperatorContext
     internal IReadOnlyList<int>? DyingInputs { get; init; }
 
     /// <summary>
+    /// Whether this operation is the last to read input <paramref name="index"/>, an activation that is not a result nor the
+    /// caller's and that no other tensor shares: the operator may then change it in place (it is freed afterwards).
+    /// </summary>
+    internal bool InputDies(int index) => DyingInputs?.Contains(index) == true && _inputs[index] is not null && WrittenOverInput != index;
+
+    /// <summary>
     /// Frees input <paramref name="index"/> now when this operation is the last to read it (an activation that is not a
     /// result): an operator that has copied what it needs (Conv's NHWC transpose) need not hold it to the end. The input
     /// must not be used after this returns true.

@@ -59,6 +59,30 @@ internal sealed class ConvolutionBlocksTests
         if (prepared is not null) Assert.That(prepared.Count, Is.EqualTo(1), "one node, its blocks kept once");
     }
 
+    [TestCase(1)]
+    [TestCase(2)]
+    public void An_input_that_dies_is_rearranged_in_place_into_channel_blocks_and_matches_ORT(int batch)
+    {
+        // Input blocks of 224, 224 and 192 channels (see above), each image's blocks rearranged where they are.
+        var x = TestInput.Floats("x", [batch, 640, 5, 6], 4);
+        long Peak(bool dies)
+        {
+            _harness.Allocator.ResetPeak();
+            _harness.AssertMatchesOrt(new ConvOperator(), "Conv", Same3x3,
+                [
+                    StoredOperand.Activation(x),
+                    StoredOperand.Float16Weight(TestInput.Floats("w", [40, 640, 3, 3], 2, -0.05f, 0.05f)),
+                    StoredOperand.Float16Weight(TestInput.Floats("b", [40], 3)),
+                ], 2 * 16 * 224 * 9 * 4, firstInputDies: dies);
+            return _harness.Allocator.PeakBytes;
+        }
+        var (copied, inPlace) = (Peak(false), Peak(true));
+        // No NHWC copy of x beside it: at most one block of channels (224 of 640).
+        var xBytes = batch * 640 * 30 * sizeof(float);
+        TestContext.Out.WriteLine($"peak tracked: {copied} bytes with the NHWC copy, {inPlace} in place (x {xBytes})");
+        Assert.That(inPlace, Is.LessThanOrEqualTo(copied - xBytes / 2));
+    }
+
     [Test]
     public void A_strided_1x1_convolution_over_a_batch_in_input_blocks_matches_ORT() =>
         // 2600 input channels > 2304: two blocks (1312 + 1288); 1-byte budget: output blocks of 16.

@@ -64,7 +64,7 @@ internal sealed class StoredWeightHarness : IDisposable
 
     public void AssertMatchesOrt(IOperator op, string opType, TestAttributes attributes, IReadOnlyList<StoredOperand?> operands,
         long sliceBytes, PreparedOperatorCache? prepared = null, int runs = 1, bool float16Arithmetic = false,
-        double relative = 1e-4, double absolute = 1e-5)
+        double relative = 1e-4, double absolute = 1e-5, bool firstInputDies = false)
     {
         var expected = OperatorTestHarness.RunOrt(opType, operands.Select(o => o?.Values).ToList(), attributes, 1, 17)[0].Item3;
         var descriptors = operands.Select(o => o is null ? null : new TensorDescriptor(o.Values.Name, o.Values.Shape,
@@ -82,6 +82,8 @@ internal sealed class StoredWeightHarness : IDisposable
                 {
                     WeightSliceBytes = sliceBytes,
                     Float16Kernels = float16Arithmetic,
+                    // As the session says of an activation this operation is the last to read: the operator may change it.
+                    DyingInputs = firstInputDies ? [0] : null,
                 };
                 op.Run(context);
                 using var output = context.Outputs[0]!;
