@@ -46,6 +46,7 @@ public sealed class InferenceSession : IDisposable
         // Not under activation quantization: its ranges and its selection of tensors name the exported nodes.
         if (options.FuseGeglu && options.ActivationQuantization == ActivationQuantization.None) graph = GegluFusion.Apply(graph);
         if (options.FuseGroupNorm && options.ActivationQuantization == ActivationQuantization.None) graph = GroupNormFusion.Apply(graph);
+        graph = ShortcutHoisting.Apply(graph, (node, input) => registry.TryGet(node.OpType, out var op) && op.WritesOverInput(input));
         Graph = graph;
         _operators = graph.Nodes.Select(node => registry.TryGet(node.OpType, out var op)
                 ? op
