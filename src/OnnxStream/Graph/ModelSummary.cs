@@ -11,7 +11,8 @@ namespace OnnxStream.Graph;
 /// <param name="ParameterCount">Elements of all weights.</param>
 /// <param name="ParameterBytes">Bytes of all weights as stored.</param>
 /// <param name="PeakScheduleBytes">
-/// The most bytes held at once by the schedule: live activations (as float32 when their type is known only
+/// The most bytes held at once by the schedule of a session with default options (the graph with its fusions and in its
+/// order: see <see cref="Runtime.InferenceSessionOptions"/>): live activations (as float32 when their type is known only
 /// at run time) plus the running operation's weights, outputs and scratch (<see cref="Operators.IOperator.ScratchBytes"/>); an
 /// output written over an input that dies with its operation (see <see cref="Operators.IOperator.WritesOverInput"/>) takes no more.
 /// </param>
@@ -29,6 +30,7 @@ public sealed record ModelSummary(IReadOnlyList<(string OpType, int Count)> Oper
         long parameters = weights.Sum(w => Shapes.ElementCount(w.Shape));
         long parameterBytes = weights.Sum(w => Shapes.ElementCount(w.Shape) * w.WeightType!.Value.Size());
 
+        graph = Runtime.InferenceSession.ScheduledGraph(graph, new Runtime.InferenceSessionOptions(), Operators.OperatorRegistry.Default);
         var remainingUses = new Dictionary<string, int>();
         foreach (var node in graph.Nodes)
             foreach (var input in node.Inputs)

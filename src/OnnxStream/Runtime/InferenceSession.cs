@@ -42,11 +42,7 @@ public sealed class InferenceSession : IDisposable
     {
         options ??= new InferenceSessionOptions();
         registry ??= OperatorRegistry.Default;
-        graph = AttentionFusion.Apply(graph, options.Attention, options.AttentionSlices);
-        // Not under activation quantization: its ranges and its selection of tensors name the exported nodes.
-        if (options.FuseGeglu && options.ActivationQuantization == ActivationQuantization.None) graph = GegluFusion.Apply(graph);
-        if (options.FuseGroupNorm && options.ActivationQuantization == ActivationQuantization.None) graph = GroupNormFusion.Apply(graph);
-        graph = ShortcutHoisting.Apply(graph, (node, input) => registry.TryGet(node.OpType, out var op) && op.WritesOverInput(input));
+        graph = ScheduledGraph(graph, options, registry);
         Graph = graph;
         _operators = graph.Nodes.Select(node => registry.TryGet(node.OpType, out var op)
                 ? op
@@ -131,6 +127,16 @@ public sealed class InferenceSession : IDisposable
     /// projections when <see cref="InferenceSessionOptions.FuseGeglu"/> does.
     /// </summary>
     public ModelGraph Graph { get; }
+
+    /// <summary>The graph a session with <paramref name="options"/> runs: <paramref name="graph"/> with its fusions and in its order.</summary>
+    internal static ModelGraph ScheduledGraph(ModelGraph graph, InferenceSessionOptions options, OperatorRegistry registry)
+    {
+        graph = AttentionFusion.Apply(graph, options.Attention, options.AttentionSlices);
+        // Not under activation quantization: its ranges and its selection of tensors name the exported nodes.
+        if (options.FuseGeglu && options.ActivationQuantization == ActivationQuantization.None) graph = GegluFusion.Apply(graph);
+        if (options.FuseGroupNorm && options.ActivationQuantization == ActivationQuantization.None) graph = GroupNormFusion.Apply(graph);
+        return ShortcutHoisting.Apply(graph, (node, input) => registry.TryGet(node.OpType, out var op) && op.WritesOverInput(input));
+    }
 
     /// <summary>The allocator every tensor of this session comes from: its counters are the session's memory.</summary>
     public NativeAllocator Allocator { get; } = new();

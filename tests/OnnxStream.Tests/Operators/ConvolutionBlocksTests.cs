@@ -63,8 +63,9 @@ internal sealed class ConvolutionBlocksTests
     [TestCase(2)]
     public void An_input_that_dies_is_rearranged_in_place_into_channel_blocks_and_matches_ORT(int batch)
     {
-        // Input blocks of 224, 224 and 192 channels (see above), each image's blocks rearranged where they are.
-        var x = TestInput.Floats("x", [batch, 640, 5, 6], 4);
+        // Input blocks of 224, 224 and 192 channels (see above), each image's blocks rearranged where they are. The image is
+        // large beside the kernel blocks, whose scratch copies (packed on both threads at once, or not) make the peak vary.
+        var x = TestInput.Floats("x", [batch, 640, 40, 40], 4);
         long Peak(bool dies)
         {
             _harness.Allocator.ResetPeak();
@@ -78,7 +79,7 @@ internal sealed class ConvolutionBlocksTests
         }
         var (copied, inPlace) = (Peak(false), Peak(true));
         // No NHWC copy of x beside it: at most one block of channels (224 of 640).
-        var xBytes = batch * 640 * 30 * sizeof(float);
+        var xBytes = batch * 640 * 1600 * sizeof(float);
         TestContext.Out.WriteLine($"peak tracked: {copied} bytes with the NHWC copy, {inPlace} in place (x {xBytes})");
         Assert.That(inPlace, Is.LessThanOrEqualTo(copied - xBytes / 2));
     }

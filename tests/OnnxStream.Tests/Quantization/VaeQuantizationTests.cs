@@ -69,15 +69,18 @@ internal sealed class VaeQuantizationTests
         Assert.Throws<ArgumentException>(() => Calibrator.Calibrate(model, Array.Empty<Dictionary<string, Tensor>>()));
     }
 
-    // Peak bounds relative to the float32-activation run, measured 92%, 92% and 125%: elementwise operations writing over
-    // dying inputs, and Conv freeing its input early and allocating its output last, lowered the float32 peak from 34.4
-    // to 25.2 MB and not these (23.1, 23.1 and 31.5 MB: they were 69%, 81% and 94% of the old float32 peak).
-    [TestCase("vae_decoder_qu8", ActivationQuantization.Static, 0.95)]
-    [TestCase("vae_decoder_fp32", ActivationQuantization.Static, 0.95)]
-    [TestCase("vae_decoder_fp32", ActivationQuantization.Dynamic, 1.3)]
+    // Peak bounds relative to the float32-activation run of the same graph (the exported group normalizations kept, as
+    // quantized runs keep them: their ranges name those nodes), measured 105%, 105% and 145%. The float32 peak keeps
+    // falling with work the uint8 path does not gain from, whose peak is a convolution's float32 working copy: 34.4 MB,
+    // then 25.2 (elementwise operations over dying inputs, Conv freeing its input early), then 21.0 (resnet shortcuts run
+    // first, Conv rearranging a dying input in place), while the uint8 peaks went
+    // 23.1, 23.1, 31.5 → 22.0, 22.1, 30.5 MB. These bounds guard against regressions; they no longer show a saving.
+    [TestCase("vae_decoder_qu8", ActivationQuantization.Static, 1.1)]
+    [TestCase("vae_decoder_fp32", ActivationQuantization.Static, 1.1)]
+    [TestCase("vae_decoder_fp32", ActivationQuantization.Dynamic, 1.5)]
     public void Quantized_decoders_match_the_torch_reference(string folder, ActivationQuantization quantization, double peakRatio)
     {
-        var (floatPsnr, floatPeak) = Decode(folder, new InferenceSessionOptions { Threads = 2 });
+        var (floatPsnr, floatPeak) = Decode(folder, new InferenceSessionOptions { Threads = 2, FuseGroupNorm = false });
         var options = new InferenceSessionOptions
         {
             Threads = 2,

@@ -79,15 +79,16 @@ internal sealed class DecoderCalibrationTests
         Assert.That(psnr, Is.GreaterThanOrEqualTo(30));
 
         // The pipeline's own decoding after calibrating ran W8A8 with them: without a range_data.txt the same folder
-        // decodes in float32 activations, with a higher peak, to another image. The float32 peak is low since
-        // elementwise operations write over dying inputs and Conv frees its input early, which the uint8 path's peak
-        // (a convolution's float32 working copy) does not gain from: measured 23.1 vs 25.2 MB (92%), as in VaeQuantizationTests.
+        // decodes in float32 activations, with another peak, to another image. The float32 peak is now the lower one: its
+        // group normalizations are fused, resnet shortcuts run first and Conv rearranges a dying input in place, which the
+        // uint8 path's peak (a convolution's float32 working copy) does not gain from: measured 22.0 vs 21.0 MB (105%; it
+        // was 23.1 vs 25.2 MB), see VaeQuantizationTests.
         File.Delete(rangeFile);
         var floatPeaks = new List<long>();
         var floatImage = await new StableDiffusionPipeline(new StableDiffusionOptions { ModelsPath = _models, MemoryProfile = MemoryProfile.LowMemory, Threads = 2 })
             .DecodeAsync(latent, [1, 4, 32, 32], new TinySd15PipelineTests.InlineProgress(p => floatPeaks.Add(p.PeakBytes)));
         TestContext.Out.WriteLine($"decoder peak: W8A8 {calibratedPeaks.Single()} bytes, float32 activations {floatPeaks.Single()} bytes");
-        Assert.That(calibratedPeaks.Single(), Is.GreaterThan(0).And.LessThan(0.95 * floatPeaks.Single()));
+        Assert.That(calibratedPeaks.Single(), Is.GreaterThan(0).And.LessThan(1.2 * floatPeaks.Single()).And.Not.EqualTo(floatPeaks.Single()));
         Assert.That(calibrated.Pixels, Is.Not.EqualTo(floatImage.Pixels));
     }
 
