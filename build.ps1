@@ -26,6 +26,7 @@ function Build-Native {
 function Build-All {
     Build-Native
     Invoke-Checked dotnet @('build', 'OnnxStream.sln', '-c', $Configuration, '-nologo')
+    # Framework-dependent: only build.sh (linux-x64) publishes the CLI with Native AOT, which CI checks.
     Invoke-Checked dotnet @('publish', 'src/OnnxStream.Cli', '-c', $Configuration, '-o', 'artifacts/bin', '--no-build', '-nologo')
     # The app host is named after the assembly; the command is onnxstream.
     Copy-Item -Force 'artifacts/bin/OnnxStream.Cli.exe' 'artifacts/bin/onnxstream.exe'

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace OnnxStream.Cli.Bench;
 
@@ -196,11 +197,15 @@ internal static class BenchCommand
     private static (string FileName, string[] Prefix) SelfInvocation()
     {
         var process = Environment.ProcessPath ?? "dotnet";
+        // Native AOT (no dynamic code): the executable is the whole program, whatever its name.
+        if (!RuntimeFeature.IsDynamicCodeSupported) return (process, []);
         // Not GetFileNameWithoutExtension: the app host "OnnxStream.Cli" has no extension to strip.
         var name = Path.GetFileName(process);
         if (name.EndsWith(".exe", StringComparison.OrdinalIgnoreCase)) name = name[..^4];
-        var assembly = typeof(BenchCommand).Assembly.Location;
-        if (name == Path.GetFileNameWithoutExtension(assembly) || name == "onnxstream") return (process, []);
+        var assemblyName = typeof(BenchCommand).Assembly.GetName().Name!;
+        if (name == assemblyName || name == "onnxstream") return (process, []);
+        // Not Assembly.Location, which is empty in a single-file app: beside the app's other files.
+        var assembly = Path.Combine(AppContext.BaseDirectory, assemblyName + ".dll");
         return (name.Equals("dotnet", StringComparison.OrdinalIgnoreCase) ? process : "dotnet", [assembly]);
     }
 

@@ -183,11 +183,11 @@ internal static class BenchJson
     /// <summary>The prefix of the line a child prints its measurement on.</summary>
     public const string ResultLinePrefix = "BENCH-RESULT ";
 
-    private static readonly JsonSerializerOptions Compact = new(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
-    private static readonly JsonSerializerOptions Indented = new(Compact) { WriteIndented = true };
+    private static readonly BenchJsonContext Indented = new(new JsonSerializerOptions(BenchJsonContext.Default.Options) { WriteIndented = true });
 
     /// <summary>The child's result line.</summary>
-    public static string ToResultLine(BenchMeasurement measurement) => ResultLinePrefix + JsonSerializer.Serialize(measurement, Compact);
+    public static string ToResultLine(BenchMeasurement measurement) =>
+        ResultLinePrefix + JsonSerializer.Serialize(measurement, BenchJsonContext.Default.BenchMeasurement);
 
     /// <summary>The measurement in a child's output: its last line starting with <see cref="ResultLinePrefix"/>, or null when it printed none.</summary>
     /// <exception cref="FormatException">The result line is not a measurement.</exception>
@@ -197,7 +197,7 @@ internal static class BenchJson
         if (line is null) return null;
         try
         {
-            return JsonSerializer.Deserialize<BenchMeasurement>(line[ResultLinePrefix.Length..], Compact)
+            return JsonSerializer.Deserialize(line[ResultLinePrefix.Length..], BenchJsonContext.Default.BenchMeasurement)
                    ?? throw new FormatException("The bench result line is 'null'.");
         }
         catch (JsonException e)
@@ -207,9 +207,15 @@ internal static class BenchJson
     }
 
     /// <summary>The report as indented JSON.</summary>
-    public static string Serialize(BenchReport report) => JsonSerializer.Serialize(report, Indented);
+    public static string Serialize(BenchReport report) => JsonSerializer.Serialize(report, Indented.BenchReport);
 
     /// <summary>Reads a report written by <see cref="Serialize"/>.</summary>
     public static BenchReport Deserialize(string json) =>
-        JsonSerializer.Deserialize<BenchReport>(json, Compact) ?? throw new FormatException("The bench report is 'null'.");
+        JsonSerializer.Deserialize(json, BenchJsonContext.Default.BenchReport) ?? throw new FormatException("The bench report is 'null'.");
 }
+
+/// <summary>The bench types' JSON (de)serializers, generated at compile time: no reflection, so that Native AOT keeps them working.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(BenchMeasurement))]
+[JsonSerializable(typeof(BenchReport))]
+internal sealed partial class BenchJsonContext : JsonSerializerContext;

@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace OnnxStream.StableDiffusion.Tokenization;
 
@@ -84,7 +85,7 @@ internal sealed class ClipVocabulary
         try
         {
             using var stream = File.OpenRead(path);
-            return JsonSerializer.Deserialize<Dictionary<string, int>>(stream)
+            return JsonSerializer.Deserialize(stream, ClipVocabularyJson.Default.DictionaryStringInt32)
                 ?? throw new InvalidDataException($"{path}: expected a JSON object of token → id.");
         }
         catch (JsonException e)
@@ -126,3 +127,7 @@ internal sealed class ClipVocabulary
                     $"{source}: merge {rank} (\"{Merges[rank].Left} {Merges[rank].Right}\") makes a token the vocabulary lacks.");
     }
 }
+
+/// <summary>vocab.json's reader, generated at compile time (no reflection, so that trimming and Native AOT keep it working).</summary>
+[JsonSerializable(typeof(Dictionary<string, int>))]
+internal sealed partial class ClipVocabularyJson : JsonSerializerContext;

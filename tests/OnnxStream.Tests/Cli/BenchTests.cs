@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using OnnxStream.Cli.Bench;
 using OnnxStream.ModelBuilder;
 using OnnxStream.Runtime;
@@ -84,6 +86,26 @@ public class BenchTests
         });
         Assert.That(BenchJson.ParseResultLine(["no result here"]), Is.Null);
         Assert.That(() => BenchJson.ParseResultLine([BenchJson.ResultLinePrefix + "{not json"]), Throws.TypeOf<FormatException>());
+    }
+
+    /// <summary>The compile-time serializers (for Native AOT) write what the reflection-based ones wrote before them.</summary>
+    [Test]
+    public void JsonIsWhatTheReflectionSerializerWrote()
+    {
+        var measurement = new BenchMeasurement
+            { Engine = "ort", Mode = "default", RunSeconds = [2, 1], PeakRssBytes = 100, OperatorMilliseconds = new() { ["Conv"] = 1.5 } };
+        var report = new BenchReport
+        {
+            Model = "m.onnx", OnnxStreamModel = "m", Threads = 2, Runs = 2, Entries = BenchReport.Compare([measurement]),
+            Environment = new BenchEnvironment { OperatingSystem = "Linux", Runtime = ".NET", LogicalProcessors = 2 },
+        };
+        var reflection = new JsonSerializerOptions(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+        Assert.Multiple(() =>
+        {
+            Assert.That(BenchJson.ToResultLine(measurement), Is.EqualTo(BenchJson.ResultLinePrefix + JsonSerializer.Serialize(measurement, reflection)));
+            Assert.That(BenchJson.Serialize(report), Is.EqualTo(JsonSerializer.Serialize(report, new JsonSerializerOptions(reflection) { WriteIndented = true })));
+            Assert.That(BenchJson.Serialize(report), Does.Contain("\n  \"onnxStreamModel\": \"m\"").And.Not.Contain("error"));
+        });
     }
 
     [Test]
