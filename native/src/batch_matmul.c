@@ -109,7 +109,7 @@ static void direct_tile(void* context, size_t item, size_t row0, size_t col0, si
 
 static int32_t direct(const matmul_problem* p, pthreadpool_t pool) {
   pthreadpool_parallelize_3d_tile_2d(pool, direct_tile, (void*) p, p->batch, p->m, p->n, ROW_TILE, COL_TILE,
-      PTHREADPOOL_FLAG_DISABLE_DENORMALS);
+      PTHREADPOOL_FLAG_DISABLE_DENORMALS | OSN_POOL_FLAGS);
   return osn_ok();
 }
 

@@ -16,6 +16,11 @@
  */
 #define OSN_XNN_FLAGS XNN_FLAG_YIELD_WORKERS
 
+/* The same for the shim's own pthreadpool calls (transposes, the direct matmul): without it a worker spun after each
+ * of them, and a streaming UNet run, which transposes every convolution's kernel blocks, spent a third of its
+ * processor time in pthreadpool's spin loop. */
+#define OSN_POOL_FLAGS PTHREADPOOL_FLAG_YIELD_WORKERS
+
 /* Records a formatted error for the calling thread and returns status. */
 int32_t osn_fail(int32_t status, const char* format, ...)
 #if defined(__GNUC__)

@@ -126,6 +126,6 @@ int32_t osn_transpose(size_t element_size, size_t batch, size_t rows, size_t col
     .rows = rows, .cols = cols, .input_batch_stride = input_batch_stride,
   };
   pthreadpool_parallelize_3d_tile_2d(osn_pool(pool), transpose_tile, &context, batch, rows, cols,
-      OSN_TRANSPOSE_TILE, OSN_TRANSPOSE_TILE, 0);
+      OSN_TRANSPOSE_TILE, OSN_TRANSPOSE_TILE, OSN_POOL_FLAGS);
   return osn_ok();
 }

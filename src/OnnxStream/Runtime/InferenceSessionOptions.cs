@@ -92,8 +92,8 @@ public sealed class InferenceSessionOptions
     /// </summary>
     public long PrefetchHoldBytes { get; set; } = 32 << 20;
 
-    /// <summary>The default <see cref="WeightSliceBytes"/>: 4 MiB.</summary>
-    public const long DefaultWeightSliceBytes = 4 << 20;
+    /// <summary>The default <see cref="WeightSliceBytes"/>: 8 MiB (4 MiB took 1.5× the time of a streaming SD 1.5 UNet run, 12.8 vs 8.6 s, for 13.5 MiB less at the peak).</summary>
+    public const long DefaultWeightSliceBytes = 8 << 20;
 
     /// <summary>
     /// When weights are not kept between runs (every provider but Ram): the most bytes of one weight that an operation
