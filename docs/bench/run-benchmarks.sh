@@ -11,7 +11,8 @@
 #
 # Environment: BENCH_MODELS (where models go, default /tmp/onnxstream-bench-models; the UNet needs 6.1 GB),
 # BENCH_RUNS and BENCH_ROUNDS (override each table's runs and rounds: see bench --rounds), BENCH_THREADS (default 2),
-# BENCH_CLEAN=1 (delete each model after measuring it). All of it takes about 45 minutes on the 2-core machine.
+# BENCH_CLEAN=1 (delete each model after measuring it), BENCH_NO_BUILD=1 (use artifacts/bin/onnxstream as it is instead of
+# running ./build.sh first). All of it takes about 45 minutes on the 2-core machine.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,8 +21,9 @@ threads=${BENCH_THREADS:-2}
 docs="$root/docs"
 mkdir -p "$models"
 
-dotnet build "$root/src/OnnxStream.Cli" -c Release -nologo -v quiet
-cli="$root/src/OnnxStream.Cli/bin/Release/net10.0/OnnxStream.Cli"
+# The published CLI (Native AOT on x86-64): what users run, and what bench runs each configuration's child process with.
+[ "${BENCH_NO_BUILD:-0}" = 1 ] || "$root/build.sh"
+cli="$root/artifacts/bin/onnxstream"
 
 # prepare ARCH: the fp32 .onnx (ONNX Runtime runs it) and the float16-weight folder converted from it (this engine runs it).
 prepare() {
