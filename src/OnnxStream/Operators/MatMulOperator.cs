@@ -139,20 +139,32 @@ internal sealed unsafe class MatMulOperator : IOperator
                 if (result != output) Layout.FromFloat32(context, result, output);
                 return;
             }
-            var bt = Layout.ToType<T>(context, b, "B", out var ownsB);
-            if (ownsB) scratch.Add(bt);
             if (context.KeepsPreparedOperators && weightMatrix)
             {
-                // Ram provider: B packed once, kept for later runs.
+                // Ram provider: B widened and packed once, kept for later runs (later runs neither widen nor pack it).
                 var (k, n) = (plan.K, plan.N);
-                var weights = bt;
-                var fullyConnected = context.Prepare(() => typeof(T) == typeof(Half)
-                    ? FullyConnectedOperator.CreateFloat16(k, n, weights.Span<Half>(), transposeWeights: true)
-                    : FullyConnectedOperator.CreateFloat32(k, n, weights.Span<float>(), transposeWeights: true), out _);
+                var fullyConnected = context.Prepare(() =>
+                {
+                    var weights = Layout.ToType<T>(context, b, "B", out var ownsWeights);
+                    try
+                    {
+                        return typeof(T) == typeof(Half)
+                            ? FullyConnectedOperator.CreateFloat16(k, n, weights.Span<Half>(), transposeWeights: true)
+                            : FullyConnectedOperator.CreateFloat32(k, n, weights.Span<float>(), transposeWeights: true);
+                    }
+                    finally
+                    {
+                        if (ownsWeights) weights.Dispose();
+                    }
+                }, out _);
                 fullyConnected.Run(context.Pool, checked((int)plan.Batch.Length * plan.M), at.Buffer<T>(), result.Buffer<T>());
             }
             else
+            {
+                var bt = Layout.ToType<T>(context, b, "B", out var ownsB);
+                if (ownsB) scratch.Add(bt);
                 Multiply(context.Pool, plan, (T*)AxisHelper.Data(at), (T*)AxisHelper.Data(bt), (T*)AxisHelper.Data(result));
+            }
             if (result != output) Layout.FromFloat32(context, result, output);
         }
         finally

@@ -46,6 +46,7 @@ public static class Calibrator
             PrefetchHoldBytes = options.PrefetchHoldBytes,
             // The ranges name the exported nodes, which static quantization runs unfused.
             FuseGroupNorm = false,
+            FuseLayerNorm = false,
         };
         var ranges = new RangeData();
         using var session = new InferenceSession(graph, floatOptions);

@@ -135,6 +135,7 @@ public sealed class InferenceSession : IDisposable
         // Not under activation quantization: its ranges and its selection of tensors name the exported nodes.
         if (options.FuseGeglu && options.ActivationQuantization == ActivationQuantization.None) graph = GegluFusion.Apply(graph);
         if (options.FuseGroupNorm && options.ActivationQuantization == ActivationQuantization.None) graph = GroupNormFusion.Apply(graph);
+        if (options.FuseLayerNorm && options.ActivationQuantization == ActivationQuantization.None) graph = LayerNormFusion.Apply(graph);
         return ShortcutHoisting.Apply(graph, (node, input) => registry.TryGet(node.OpType, out var op) && op.WritesOverInput(input));
     }
 

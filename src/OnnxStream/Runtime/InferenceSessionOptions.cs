@@ -138,6 +138,14 @@ public sealed class InferenceSessionOptions
     /// </summary>
     public bool FuseGroupNorm { get; set; } = true;
 
+    /// <summary>
+    /// Replace each layer normalization over the last axis as exported before opset 17 (<c>ReduceMean → Sub → Pow → ReduceMean
+    /// → Add ε → Sqrt → Div → Mul γ → Add β</c>) by one LayerNormalization operation (default true; not under
+    /// <see cref="ActivationQuantization"/>, whose ranges name the exported nodes): one activation of the input's size instead
+    /// of three, one operation instead of nine. Its intermediate tensors cannot then be asked for as extra outputs.
+    /// </summary>
+    public bool FuseLayerNorm { get; set; } = true;
+
     /// <summary>Blocks of query rows of <see cref="AttentionMode.Sliced"/> attention (default 2, as the original).</summary>
     public int AttentionSlices { get; set; } = 2;
 

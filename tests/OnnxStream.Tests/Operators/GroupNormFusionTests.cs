@@ -50,7 +50,8 @@ internal sealed class GroupNormFusionTests
             Assert.That(unfusedGraph.Nodes.Any(n => n.OpType == GroupNormFusion.OpType), Is.False);
             AssertClose(unfused, expected, 1e-5, "unfused");
             var activation = Shape.Aggregate(1, (a, d) => a * d) * sizeof(float);
-            Assert.That(peak, Is.LessThanOrEqualTo(unfusedPeak - activation), "peak tracked bytes, fused vs unfused");
+            // Slack: whether the prefetcher holds the next small weight (tens of bytes) at the peak depends on timing.
+            Assert.That(peak, Is.LessThanOrEqualTo(unfusedPeak - activation + 256), "peak tracked bytes, fused vs unfused");
         }
         // float16 storage: x and the output in float16, the arithmetic in float32.
         var (_, half, _) = Run(model, x, new InferenceSessionOptions { Threads = 2, Precision = Precision.Float16Storage });

@@ -1,7 +1,4 @@
 using System.Globalization;
-using OnnxStream.Memory;
-using OnnxStream.Tensors;
-using OnnxStream.Weights;
 
 namespace OnnxStream.Graph.Passes;
 
@@ -43,13 +40,13 @@ internal static class GegluFusion
         var gate = Out(s1);
         if (graph.Next(s1) is not [var first, var second]) return null;
         var (div, mul) = first.OpType == "Div" ? (first, second) : (second, first);
-        if (div is not { OpType: "Div" } || !SubgraphFusion.IsBinaryOrUnary(div) || div.Inputs[0]!.Name != gate || ScalarValue(div.Inputs[1]) is not { } divisor ||
+        if (div is not { OpType: "Div" } || !SubgraphFusion.IsBinaryOrUnary(div) || div.Inputs[0]!.Name != gate || SubgraphFusion.ScalarValue(div.Inputs[1]) is not { } divisor ||
             Math.Abs(divisor - Math.Sqrt(2)) > 1e-3)
             return null;
-        if (graph.Only(div, "Erf") is not { } erf || graph.Only(erf, "Add") is not { } plusOne || ScalarValue(other(plusOne, Out(erf))) != 1) return null;
+        if (graph.Only(div, "Erf") is not { } erf || graph.Only(erf, "Add") is not { } plusOne || SubgraphFusion.ScalarValue(other(plusOne, Out(erf))) != 1) return null;
         if (mul is not { OpType: "Mul" } || !SubgraphFusion.IsBinaryOrUnary(mul) || other(mul, gate)?.Name != Out(plusOne) || graph.Only(plusOne, "Mul") != mul)
             return null;
-        if (graph.Only(mul, "Mul") is not { } half || ScalarValue(other(half, Out(mul))) != 0.5) return null;
+        if (graph.Only(mul, "Mul") is not { } half || SubgraphFusion.ScalarValue(other(half, Out(mul))) != 0.5) return null;
         if (graph.Only(half, "Mul") is not { } output || graph.Only(s0, "Mul") != output || other(output, Out(half))?.Name != Out(s0)) return null;
         var attributes = new Dictionary<string, string> { ["erf_divisor"] = ((float)divisor).ToString("R", CultureInfo.InvariantCulture) };
         var fused = new GraphNode($"{output.Name}_{OpType}", OpType, [x, w, b], output.Outputs, new NodeAttributes(attributes), output.Source);
@@ -63,30 +60,11 @@ internal static class GegluFusion
     private static (long Start, long End)? SliceRange(GraphNode slice, string data)
     {
         if (slice.Outputs.Length != 1 || slice.Inputs is not [{ } input, { } starts, { } ends, { } axes, ..] || input.Name != data ||
-            slice.Inputs.Length > 5 || (slice.Inputs.Length == 5 && slice.Inputs[4] is { } steps && Values(steps) is not [1]))
+            slice.Inputs.Length > 5 || (slice.Inputs.Length == 5 && slice.Inputs[4] is { } steps && SubgraphFusion.Values(steps) is not [1]))
             return null;
         var rank = input.Shape.Length;
-        return Values(starts) is [var start] && Values(ends) is [var end] && Values(axes) is [var axis] && (axis == -1 || rank > 0 && axis == rank - 1)
+        return SubgraphFusion.Values(starts) is [var start] && SubgraphFusion.Values(ends) is [var end] && SubgraphFusion.Values(axes) is [var axis] && (axis == -1 || rank > 0 && axis == rank - 1)
             ? ((long)start, (long)end)
             : null;
-    }
-
-    /// <summary>The value of a one-element float weight, or null.</summary>
-    private static double? ScalarValue(TensorDescriptor? weight) => weight is not null && Values(weight) is [var value] ? value : null;
-
-    /// <summary>The values of a small weight (at most 16 elements of float32, float16, int64 or int32), or null.</summary>
-    private static double[]? Values(TensorDescriptor weight)
-    {
-        if (!weight.IsWeight || weight.Shape.Aggregate(1L, (a, d) => a * d) > 16) return null;
-        var allocator = new NativeAllocator();
-        using var tensor = WeightFileReader.Read(weight, allocator);
-        return tensor.ElementType switch
-        {
-            ElementType.Float32 => tensor.Span<float>().ToArray().Select(v => (double)v).ToArray(),
-            ElementType.Float16 => tensor.Span<Half>().ToArray().Select(v => (double)v).ToArray(),
-            ElementType.Int64 => tensor.Span<long>().ToArray().Select(v => (double)v).ToArray(),
-            ElementType.Int32 => tensor.Span<int>().ToArray().Select(v => (double)v).ToArray(),
-            _ => null,
-        };
     }
 }

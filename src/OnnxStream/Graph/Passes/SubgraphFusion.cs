@@ -1,3 +1,7 @@
+using OnnxStream.Memory;
+using OnnxStream.Tensors;
+using OnnxStream.Weights;
+
 namespace OnnxStream.Graph.Passes;
 
 /// <summary>
@@ -60,4 +64,23 @@ internal sealed class SubgraphFusion
     /// <summary>The operand of binary <paramref name="node"/> other than the tensor named <paramref name="name"/>, or null.</summary>
     public static TensorDescriptor? Other(GraphNode node, string name) =>
         node.Inputs[0]!.Name == name ? node.Inputs[1] : node.Inputs[1]!.Name == name ? node.Inputs[0] : null;
+
+    /// <summary>The value of a one-element float weight, or null.</summary>
+    public static double? ScalarValue(TensorDescriptor? weight) => weight is not null && Values(weight) is [var value] ? value : null;
+
+    /// <summary>The values of a small weight (at most 16 elements of float32, float16, int64 or int32), or null.</summary>
+    public static double[]? Values(TensorDescriptor weight)
+    {
+        if (!weight.IsWeight || weight.Shape.Aggregate(1L, (a, d) => a * d) > 16) return null;
+        var allocator = new NativeAllocator();
+        using var tensor = WeightFileReader.Read(weight, allocator);
+        return tensor.ElementType switch
+        {
+            ElementType.Float32 => tensor.Span<float>().ToArray().Select(v => (double)v).ToArray(),
+            ElementType.Float16 => tensor.Span<Half>().ToArray().Select(v => (double)v).ToArray(),
+            ElementType.Int64 => tensor.Span<long>().ToArray().Select(v => (double)v).ToArray(),
+            ElementType.Int32 => tensor.Span<int>().ToArray().Select(v => (double)v).ToArray(),
+            _ => null,
+        };
+    }
 }
