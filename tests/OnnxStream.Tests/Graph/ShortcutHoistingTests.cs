@@ -1,10 +1,6 @@
-using Google.Protobuf;
-using Microsoft.ML.OnnxRuntime;
-using OnnxStream.Graph;
 using OnnxStream.Runtime;
-using OnnxStream.Tensors;
 using OnnxStream.Tests.Graph.OnnxFormat;
-using OrtSession = Microsoft.ML.OnnxRuntime.InferenceSession;
+using OnnxStream.Tests.Operators;
 
 namespace OnnxStream.Tests.Graph;
 
@@ -16,14 +12,6 @@ namespace OnnxStream.Tests.Graph;
 /// </summary>
 internal sealed class ShortcutHoistingTests
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = Directory.CreateTempSubdirectory("onnxstream-hoisting-").FullName;
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
-
     [TestCase(4, true)]
     [TestCase(24, false)]
     public void A_narrowing_shortcut_runs_first_and_the_result_matches_ORT(int outputChannels, bool hoisted)
@@ -42,26 +30,11 @@ internal sealed class ShortcutHoistingTests
             .Node("Add", ["branch", "shortcut"], ["out"], "residual")
             .Output("out", 1, outputChannels, size, size);
         var x = Kernels.Reference.RandomFloats(channels * size * size, 3, -2, 2);
-
-        using var ort = new OrtSession(model.ToModel().ToByteArray());
-        using var ortInput = OrtValue.CreateTensorValueFromMemory(x, [1, channels, size, size]);
-        using var runOptions = new RunOptions();
-        using var ortOutputs = ort.Run(runOptions, ["x"], [ortInput], ["out"]);
-        var expected = ortOutputs[0].GetTensorDataAsSpan<float>().ToArray();
-
-        using var session = new OnnxStream.Runtime.InferenceSession(ModelLoader.Load(model.Save(_folder)), new InferenceSessionOptions { Threads = 2 });
-        var order = session.Graph.Nodes.Select(n => n.Name).ToArray();
-        Assert.That(order, Is.EqualTo(hoisted
+        using var runner = new SingleInputModel(model, [1, channels, size, size]);
+        var (graph, actual, _) = runner.Run(x, new InferenceSessionOptions { Threads = 2 });
+        Assert.That(graph.Nodes.Select(n => n.Name), Is.EqualTo(hoisted
             ? new[] { "pre", "shortcut", "sigmoid", "scale", "conv", "residual" }
             : ["pre", "sigmoid", "scale", "conv", "shortcut", "residual"]));
-        using var input = Tensor.From<float>(x, [1, channels, size, size], session.Allocator);
-        using (var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input }))
-        {
-            var actual = result.Outputs["out"].Span<float>().ToArray();
-            var scale = expected.Max(v => Math.Abs(v));
-            for (var i = 0; i < expected.Length; i++)
-                Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-5 * scale), $"element {i}");
-        }
-        Assert.That(session.Allocator.LiveBlocks, Is.EqualTo(1), "only the caller's input is left");
+        SingleInputModel.AssertClose(actual, runner.RunOrt(x), 1e-5, "output");
     }
 }

@@ -1,11 +1,6 @@
-using Google.Protobuf;
-using Microsoft.ML.OnnxRuntime;
-using OnnxStream.Graph;
 using OnnxStream.Graph.Passes;
 using OnnxStream.Runtime;
-using OnnxStream.Tensors;
 using OnnxStream.Tests.Graph.OnnxFormat;
-using OrtSession = Microsoft.ML.OnnxRuntime.InferenceSession;
 
 namespace OnnxStream.Tests.Operators;
 
@@ -18,14 +13,6 @@ namespace OnnxStream.Tests.Operators;
 /// </summary>
 internal sealed class GroupNormFusionTests
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = Directory.CreateTempSubdirectory("onnxstream-groupnorm-").FullName;
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
-
     private static readonly int[] Shape = [2, 12, 5, 7];
     private const int Groups = 3;
 
@@ -35,37 +22,37 @@ internal sealed class GroupNormFusionTests
     [TestCase(false, false)]
     public void Fused_group_normalization_matches_ORT(bool silu, bool residual)
     {
-        var model = Build(silu, residual, extraOutput: false);
+        using var model = new SingleInputModel(Build(silu, residual, extraOutput: false), Shape);
         var x = Kernels.Reference.RandomFloats(Shape.Aggregate(1, (a, d) => a * d), 5, -3, 4);
-        var expected = RunOrt(model, x);
+        var expected = model.RunOrt(x);
         foreach (var threads in new[] { 1, 2 })
         {
-            var (graph, actual, peak) = Run(model, x, new InferenceSessionOptions { Threads = threads });
+            var (graph, actual, peak) = model.Run(x, new InferenceSessionOptions { Threads = threads });
             Assert.That(graph.Nodes.Select(n => n.OpType), Is.EqualTo(residual ? new[] { "Mul", GroupNormFusion.OpType, "Add" } : ["Mul", GroupNormFusion.OpType]));
             Assert.That(graph.Nodes[1].Attributes.GetString("activation", ""), Is.EqualTo(silu ? "silu" : ""));
-            AssertClose(actual, expected, 1e-5, $"threads {threads}");
+            SingleInputModel.AssertClose(actual, expected, 1e-5, $"threads {threads}");
             // Unfused, the normalized copy beside its input, the first Reshape's copy of h (when h lives on) and Sigmoid's
             // output beside its input add activations; fused, the output goes over h when h dies.
-            var (unfusedGraph, unfused, unfusedPeak) = Run(model, x, new InferenceSessionOptions { Threads = threads, FuseGroupNorm = false });
+            var (unfusedGraph, unfused, unfusedPeak) = model.Run(x, new InferenceSessionOptions { Threads = threads, FuseGroupNorm = false });
             Assert.That(unfusedGraph.Nodes.Any(n => n.OpType == GroupNormFusion.OpType), Is.False);
-            AssertClose(unfused, expected, 1e-5, "unfused");
+            SingleInputModel.AssertClose(unfused, expected, 1e-5, "unfused");
             var activation = Shape.Aggregate(1, (a, d) => a * d) * sizeof(float);
             // Slack: whether the prefetcher holds the next small weight (tens of bytes) at the peak depends on timing.
             Assert.That(peak, Is.LessThanOrEqualTo(unfusedPeak - activation + 256), "peak tracked bytes, fused vs unfused");
         }
         // float16 storage: x and the output in float16, the arithmetic in float32.
-        var (_, half, _) = Run(model, x, new InferenceSessionOptions { Threads = 2, Precision = Precision.Float16Storage });
-        AssertClose(half, expected, 3e-3, "fp16-storage");
+        var (_, half, _) = model.Run(x, new InferenceSessionOptions { Threads = 2, Precision = Precision.Float16Storage });
+        SingleInputModel.AssertClose(half, expected, 3e-3, "fp16-storage");
     }
 
     [Test]
     public void An_intermediate_read_elsewhere_keeps_the_exported_nodes()
     {
-        var model = Build(silu: true, residual: false, extraOutput: true);
+        using var model = new SingleInputModel(Build(silu: true, residual: false, extraOutput: true), Shape);
         var x = Kernels.Reference.RandomFloats(Shape.Aggregate(1, (a, d) => a * d), 6, -1, 1);
-        var (graph, actual, _) = Run(model, x, new InferenceSessionOptions { Threads = 2 });
+        var (graph, actual, _) = model.Run(x, new InferenceSessionOptions { Threads = 2 });
         Assert.That(graph.Nodes.Any(n => n.OpType == GroupNormFusion.OpType), Is.False, "fused although the normalized tensor is a graph output");
-        AssertClose(actual, RunOrt(model, x), 1e-5, "unfused");
+        SingleInputModel.AssertClose(actual, model.RunOrt(x), 1e-5, "unfused");
     }
 
     /// <summary>
@@ -101,38 +88,5 @@ internal sealed class GroupNormFusionTests
         model.Output("out", Shape.Select(d => (long)d).ToArray());
         if (extraOutput) model.Output("normalized", Shape[0], Groups, Shape[1..].Aggregate(1, (a, d) => a * d) / Groups);
         return model;
-    }
-
-    private static float[] RunOrt(OnnxTestModel model, float[] x)
-    {
-        using var session = new OrtSession(model.ToModel().ToByteArray());
-        using var input = OrtValue.CreateTensorValueFromMemory(x, Shape.Select(d => (long)d).ToArray());
-        using var runOptions = new RunOptions();
-        using var outputs = session.Run(runOptions, ["x"], [input], ["out"]);
-        return outputs[0].GetTensorDataAsSpan<float>().ToArray();
-    }
-
-    private (ModelGraph Graph, float[] Output, long Peak) Run(OnnxTestModel model, float[] x, InferenceSessionOptions options)
-    {
-        using var session = new OnnxStream.Runtime.InferenceSession(ModelLoader.Load(model.Save(_folder)), options);
-        using var input = Tensor.Allocate(ElementType.Float32, Shape, session.Allocator);
-        x.CopyTo(input.Span<float>());
-        try
-        {
-            using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input });
-            return (session.Graph, result.Outputs["out"].Span<float>().ToArray(), result.PeakBytes);
-        }
-        finally
-        {
-            Assert.That(session.Allocator.LiveBlocks, Is.EqualTo(1), "the session leaked tensors (the input is the caller's)");
-        }
-    }
-
-    private static void AssertClose(float[] actual, float[] expected, double relative, string what)
-    {
-        Assert.That(actual, Has.Length.EqualTo(expected.Length), what);
-        var scale = expected.Max(v => Math.Abs(v));
-        for (var i = 0; i < expected.Length; i++)
-            Assert.That(actual[i], Is.EqualTo(expected[i]).Within(relative * scale), $"{what}: element {i}");
     }
 }

@@ -1,10 +1,5 @@
-using Google.Protobuf;
-using Microsoft.ML.OnnxRuntime;
-using OnnxStream.Graph;
 using OnnxStream.Runtime;
-using OnnxStream.Tensors;
 using OnnxStream.Tests.Graph.OnnxFormat;
-using OrtSession = Microsoft.ML.OnnxRuntime.InferenceSession;
 
 namespace OnnxStream.Tests.Operators;
 
@@ -15,14 +10,6 @@ namespace OnnxStream.Tests.Operators;
 /// </summary>
 internal sealed class LayerNormFusionTests
 {
-    private string _folder = "";
-
-    [SetUp]
-    public void CreateFolder() => _folder = Directory.CreateTempSubdirectory("onnxstream-layernorm-").FullName;
-
-    [TearDown]
-    public void DeleteFolder() => Directory.Delete(_folder, recursive: true);
-
     private static readonly int[] Shape = [2, 7, 48];
 
     [TestCase(-1, true)]
@@ -30,18 +17,16 @@ internal sealed class LayerNormFusionTests
     [TestCase(1, false)]
     public void The_exported_layer_normalization_runs_fused_and_matches_ORT(long axis, bool fused)
     {
-        var model = Build(axis);
+        using var model = new SingleInputModel(Build(axis), Shape);
         var x = Kernels.Reference.RandomFloats(Shape.Aggregate(1, (a, d) => a * d), 7, -3, 5);
-        var expected = RunOrt(model, x);
-        var (graph, actual, peak) = Run(model, x, new InferenceSessionOptions { Threads = 2 });
+        var expected = model.RunOrt(x);
+        var (graph, actual, peak) = model.Run(x, new InferenceSessionOptions { Threads = 2 });
         Assert.That(graph.Nodes.Count(n => n.OpType == "LayerNormalization"), Is.EqualTo(fused ? 1 : 0));
         Assert.That(graph.Nodes.Count, Is.EqualTo(fused ? 3 : 11), "Mul, the normalization, the residual Add");
-        var scale = expected.Max(v => Math.Abs(v));
-        for (var i = 0; i < expected.Length; i++)
-            Assert.That(actual[i], Is.EqualTo(expected[i]).Within(1e-5 * scale), $"element {i}");
+        SingleInputModel.AssertClose(actual, expected, 1e-5, "fused");
         if (!fused) return;
-        var (_, unfused, unfusedPeak) = Run(model, x, new InferenceSessionOptions { Threads = 2, FuseLayerNorm = false });
-        Assert.That(unfused, Is.EqualTo(actual).Within(1e-5 * scale));
+        var (_, unfused, unfusedPeak) = model.Run(x, new InferenceSessionOptions { Threads = 2, FuseLayerNorm = false });
+        SingleInputModel.AssertClose(unfused, expected, 1e-5, "unfused");
         // Slack: whether the prefetcher holds the next small weight at the peak depends on timing.
         Assert.That(peak, Is.LessThanOrEqualTo(unfusedPeak - Shape.Aggregate(1, (a, d) => a * d) * sizeof(float) + 1024),
             "the exported chain holds d and d² beside h");
@@ -72,23 +57,5 @@ internal sealed class LayerNormFusionTests
             .Node("Add", ["y", "h"], ["out"], "residual")
             .Output("out", Shape.Select(d => (long)d).ToArray());
         return model;
-    }
-
-    private static float[] RunOrt(OnnxTestModel model, float[] x)
-    {
-        using var session = new OrtSession(model.ToModel().ToByteArray());
-        using var input = OrtValue.CreateTensorValueFromMemory(x, Shape.Select(d => (long)d).ToArray());
-        using var runOptions = new RunOptions();
-        using var outputs = session.Run(runOptions, ["x"], [input], ["out"]);
-        return outputs[0].GetTensorDataAsSpan<float>().ToArray();
-    }
-
-    private (ModelGraph Graph, float[] Output, long Peak) Run(OnnxTestModel model, float[] x, InferenceSessionOptions options)
-    {
-        using var session = new OnnxStream.Runtime.InferenceSession(ModelLoader.Load(model.Save(_folder)), options);
-        using var input = Tensor.Allocate(ElementType.Float32, Shape, session.Allocator);
-        x.CopyTo(input.Span<float>());
-        using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input });
-        return (session.Graph, result.Outputs["out"].Span<float>().ToArray(), result.PeakBytes);
     }
 }
