@@ -19,31 +19,49 @@ internal static class ShortcutHoisting
     public static ModelGraph Apply(ModelGraph graph, Func<GraphNode, int, bool> writesOverInput)
     {
         var nodes = graph.Nodes.ToList();
+        var readers = new Dictionary<string, List<GraphNode>>(StringComparer.Ordinal);
+        foreach (var node in nodes)
+            foreach (var input in node.Inputs.Where(i => i is { IsWeight: false }).Select(i => i!.Name).Distinct())
+            {
+                if (!readers.TryGetValue(input, out var list)) readers[input] = list = [];
+                list.Add(node);
+            }
+        var graphOutputs = graph.Outputs.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        var (position, producer) = Positions(nodes);
         var moved = false;
         for (var p = 0; p < nodes.Count; p++)
         {
-            if (nodes[p].Outputs is not [{ HasStaticShape: true } tensor]) continue;
-            var readers = Enumerable.Range(p + 1, nodes.Count - p - 1).Where(i => nodes[i].Inputs.Any(input => input?.Name == tensor.Name)).ToList();
-            if (readers.Count < 2 || graph.Outputs.Any(o => o.Name == tensor.Name)) continue;
-            var last = readers[^1];
-            var reader = nodes[last];
-            if (reader.Outputs is not [{ HasStaticShape: true } output] || Bytes(output) >= Bytes(tensor) || !CanRunAfter(nodes, reader, p)) continue;
+            if (nodes[p].Outputs is not [{ HasStaticShape: true } tensor] || graphOutputs.Contains(tensor.Name) ||
+                readers.GetValueOrDefault(tensor.Name) is not { Count: >= 2 } tensorReaders)
+                continue;
+            var reader = tensorReaders.MaxBy(r => position[r])!;
+            var last = position[reader];
+            // It can run right after the producer when its other activation inputs are graph inputs or already computed.
+            if (reader.Outputs is not [{ HasStaticShape: true } output] || Bytes(output) >= Bytes(tensor) ||
+                reader.Inputs.Any(i => i is { IsWeight: false } && producer.TryGetValue(i.Name, out var at) && at > p))
+                continue;
             var candidate = new List<GraphNode>(nodes);
             candidate.RemoveAt(last);
             candidate.Insert(p + 1, reader);
             if (MaxHeld(candidate, graph, writesOverInput, p, last) >= MaxHeld(nodes, graph, writesOverInput, p, last)) continue;
             nodes = candidate;
+            (position, producer) = Positions(nodes);
             moved = true;
         }
         return moved ? graph with { Nodes = nodes } : graph;
     }
 
-    /// <summary>Whether every activation input of <paramref name="reader"/> is a graph input or produced at or before <paramref name="position"/>.</summary>
-    private static bool CanRunAfter(List<GraphNode> nodes, GraphNode reader, int position)
+    /// <summary>Each node's position in <paramref name="nodes"/>, and the position of each tensor's producer.</summary>
+    private static (Dictionary<GraphNode, int> Position, Dictionary<string, int> Producer) Positions(List<GraphNode> nodes)
     {
-        var available = nodes.Take(position + 1).SelectMany(n => n.Outputs).Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-        var produced = nodes.SelectMany(n => n.Outputs).Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
-        return reader.Inputs.All(input => input is null || input.IsWeight || available.Contains(input.Name) || !produced.Contains(input.Name));
+        var position = new Dictionary<GraphNode, int>(ReferenceEqualityComparer.Instance);
+        var producer = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < nodes.Count; i++)
+        {
+            position[nodes[i]] = i;
+            foreach (var output in nodes[i].Outputs) producer[output.Name] = i;
+        }
+        return (position, producer);
     }
 
     /// <summary>
