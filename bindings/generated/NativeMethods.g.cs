@@ -18,7 +18,7 @@ internal enum OsnLimits
     /// <summary>
     /// Bump when a declaration in this header changes.
     /// </summary>
-    AbiVersion = 2,
+    AbiVersion = 3,
     /// <summary>
     /// Bytes XNNPACK may read past the end of an input buffer.
     /// </summary>
@@ -336,6 +336,35 @@ internal static unsafe partial class NativeMethods
     /// </summary>
     [LibraryImport(LibraryName)]
     internal static partial int osn_transpose(nuint element_size, nuint batch, nuint rows, nuint cols, void* input, nuint input_batch_stride, void* output, OsnThreadpoolHandle pool);
+
+    /// <summary>
+    /// Direct convolution: float32 (or float16, widened as they are copied) NCHW images, a float16 OHWI kernel used as it is (no packing, no widened copy),
+    /// float32 NCHW output. For streamed kernels that are large against the image (few pixels to reuse each weight on).
+    /// params: groups 1, dense pixel strides, at most 80 taps (kernel_height x kernel_width). First the input is copied,
+    /// zero-padded, into a buffer of osn_direct_convolution_input_size elements (prepare_input); then each call computes
+    /// output channels [output_offset, output_offset + outputs) of `output` [batch][group_output_channels][out_h][out_w]
+    /// from those channels' kernel rows `kernel` [outputs][kernel_height][kernel_width][group_input_channels] and bias
+    /// [outputs] (NULL: none).
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_direct_convolution_input_size(OsnConvolution2dParams* @params, nuint batch, nuint height, nuint width, nuint* elements_out);
+
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_direct_convolution_prepare_input_f32(OsnConvolution2dParams* @params, nuint batch, nuint height, nuint width, float* input, float* prepared, OsnThreadpoolHandle pool);
+
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_direct_convolution_prepare_input_f16(OsnConvolution2dParams* @params, nuint batch, nuint height, nuint width, ushort* input, float* prepared, OsnThreadpoolHandle pool);
+
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_direct_convolution_f32_f16w(OsnConvolution2dParams* @params, nuint batch, nuint height, nuint width, float* prepared, nuint output_offset, nuint outputs, ushort* kernel, float* bias, float* output, OsnThreadpoolHandle pool);
+
+    /// <summary>
+    /// The same kernel as a fully connected layer: output[r][o] = bias[o] + sum_i input[r][i] * weights[o][i] for r &lt; rows,
+    /// o &lt; outputs; rows start input_stride and output_stride elements apart (so a call may fill some columns of a wider
+    /// output). weights: float16 [outputs][input_channels]; input_channels a multiple of 16; bias NULL: none.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_direct_fully_connected_f32_f16w(nuint rows, nuint input_channels, float* input, nuint input_stride, nuint outputs, ushort* weights, float* bias, float* output, nuint output_stride, OsnThreadpoolHandle pool);
 
     /// <summary>
     /// C[i] = A[i] x B[i] for i &lt; batch: A[i] is [m][k], B[i] is [k][n] ([n][k] with

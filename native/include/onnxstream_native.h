@@ -33,7 +33,7 @@ extern "C" {
 /* Fixed numbers of the interface. */
 typedef enum osn_limits {
   /* Bump when a declaration in this header changes. */
-  OSN_ABI_VERSION = 2,
+  OSN_ABI_VERSION = 3,
   /* Bytes XNNPACK may read past the end of an input buffer. */
   OSN_EXTRA_BYTES = 16,
   /* Most dimensions a broadcasting elementwise operand may have. */
@@ -258,6 +258,30 @@ OSN_API int32_t osn_convert_qu8_to_f32(size_t count, const uint8_t* input,
    transposed; the output is dense. NCHW -> NHWC is batch N, rows C, cols H*W. */
 OSN_API int32_t osn_transpose(size_t element_size, size_t batch, size_t rows, size_t cols, const void* input,
     size_t input_batch_stride, void* output, osn_threadpool* pool);
+
+/* Direct convolution: float32 (or float16, widened as they are copied) NCHW images, a float16 OHWI kernel used as it is (no packing, no widened copy),
+   float32 NCHW output. For streamed kernels that are large against the image (few pixels to reuse each weight on).
+   params: groups 1, dense pixel strides, at most 80 taps (kernel_height x kernel_width). First the input is copied,
+   zero-padded, into a buffer of osn_direct_convolution_input_size elements (prepare_input); then each call computes
+   output channels [output_offset, output_offset + outputs) of `output` [batch][group_output_channels][out_h][out_w]
+   from those channels' kernel rows `kernel` [outputs][kernel_height][kernel_width][group_input_channels] and bias
+   [outputs] (NULL: none). */
+OSN_API int32_t osn_direct_convolution_input_size(const osn_convolution2d_params* params, size_t batch, size_t height,
+    size_t width, size_t* elements_out);
+OSN_API int32_t osn_direct_convolution_prepare_input_f32(const osn_convolution2d_params* params, size_t batch,
+    size_t height, size_t width, const float* input, float* prepared, osn_threadpool* pool);
+OSN_API int32_t osn_direct_convolution_prepare_input_f16(const osn_convolution2d_params* params, size_t batch,
+    size_t height, size_t width, const uint16_t* input, float* prepared, osn_threadpool* pool);
+OSN_API int32_t osn_direct_convolution_f32_f16w(const osn_convolution2d_params* params, size_t batch, size_t height,
+    size_t width, const float* prepared, size_t output_offset, size_t outputs, const uint16_t* kernel,
+    const float* bias, float* output, osn_threadpool* pool);
+
+/* The same kernel as a fully connected layer: output[r][o] = bias[o] + sum_i input[r][i] * weights[o][i] for r < rows,
+   o < outputs; rows start input_stride and output_stride elements apart (so a call may fill some columns of a wider
+   output). weights: float16 [outputs][input_channels]; input_channels a multiple of 16; bias NULL: none. */
+OSN_API int32_t osn_direct_fully_connected_f32_f16w(size_t rows, size_t input_channels, const float* input,
+    size_t input_stride, size_t outputs, const uint16_t* weights, const float* bias, float* output, size_t output_stride,
+    osn_threadpool* pool);
 
 /* C[i] = A[i] x B[i] for i < batch: A[i] is [m][k], B[i] is [k][n] ([n][k] with
    OSN_FLAG_TRANSPOSE_B), C[i] is [m][n]. Item i starts at a + i*a_batch_stride (elements), likewise

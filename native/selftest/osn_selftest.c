@@ -280,6 +280,73 @@ static const char* convolution(const test* t, int c, osn_threadpool* pool) {
   return run_and_compare(st, &out, want, DEFAULT_TOL);
 }
 
+/* Direct convolution (NCHW f32 or f16 images, OHWI f16 kernel, NCHW f32 output), its output channels in two calls;
+   cases: stride 2 with asymmetric padding over 20 channels (partial vectors), dilated, pointwise over 37 channels. */
+static const osn_convolution2d_params direct_cases[] = {
+    {1, 0, 0, 2, 3, 3, 2, 2, 1, 1, 1, 20, 9},
+    {2, 2, 2, 2, 3, 3, 1, 1, 2, 2, 1, 3, 5},
+    {0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 37, 6},
+};
+static const char* direct_convolution(const test* t, int c, osn_threadpool* pool) {
+  const osn_convolution2d_params* p = &direct_cases[c];
+  const size_t batch = 2, h = 7, w = 6, ic = p->group_input_channels, oc = p->group_output_channels;
+  const window g = WINDOW(p, h, w, p->kernel_height, p->kernel_width);
+  const size_t pixels = g.oh * g.ow, split = oc / 2;
+  tensor x = random_tensor(t->type, no_quant, batch * ic * h * w, -1, 1);
+  tensor k = random_tensor(F16, no_quant, oc * g.kh * g.kw * ic, -1, 1);
+  float* bias_real;
+  const float* bias = random_bias(F32, oc, 1, &bias_real);
+  float* want = floats(batch * oc * pixels);
+  for (size_t i = 0; i < batch * oc * pixels; i++) {
+    const size_t q = i % pixels, o = i / pixels % oc, n = i / pixels / oc, oy = q / g.ow, ox = q % g.ow;
+    double acc = o < split ? bias_real[o] : 0;
+    size_t iy, ix;
+    for (size_t ky = 0; ky < g.kh; ky++)
+      for (size_t kx = 0; kx < g.kw; kx++)
+        for (size_t j = 0; j < ic && tap(&g, oy, ox, ky, kx, &iy, &ix); j++)
+          acc += (double)x.real[((n * ic + j) * h + iy) * w + ix] * k.real[((o * g.kh + ky) * g.kw + kx) * ic + j];
+    want[i] = (float)acc;
+  }
+  size_t elements = 0;
+  int32_t st = osn_direct_convolution_input_size(p, batch, h, w, &elements);
+  float* prepared = floats(elements);
+  tensor out = make(F32, no_quant, batch * oc * pixels);
+  if (st == OSN_STATUS_OK)
+    st = t->type == F16 ? osn_direct_convolution_prepare_input_f16(p, batch, h, w, x.data, prepared, pool)
+                        : osn_direct_convolution_prepare_input_f32(p, batch, h, w, x.data, prepared, pool);
+  if (st == OSN_STATUS_OK)
+    st = osn_direct_convolution_f32_f16w(p, batch, h, w, prepared, 0, split, k.data, bias, out.data, pool);
+  if (st == OSN_STATUS_OK)
+    st = osn_direct_convolution_f32_f16w(p, batch, h, w, prepared, split, oc - split,
+        (const uint16_t*) k.data + split * g.kh * g.kw * ic, NULL, out.data, pool);
+  return run_and_compare(st, &out, want, DEFAULT_TOL);
+}
+
+/* Direct fully connected (f16 weights): rows 13 of 48 channels in rows of 50, 21 outputs written into rows of 25; cases:
+   bias, none. */
+static const char* direct_fully_connected(const test* t, int c, osn_threadpool* pool) {
+  const size_t rows = 13, ic = 48, in_stride = 50, oc = 21, out_stride = 25;
+  tensor x = random_tensor(F32, no_quant, rows * in_stride, -1, 1), wt = random_tensor(F16, no_quant, oc * ic, -1, 1);
+  float* bias_real;
+  const float* bias = c == 0 ? random_bias(F32, oc, 1, &bias_real) : NULL;
+  tensor out = make(F32, no_quant, rows * out_stride);
+  float* want = floats(rows * out_stride);
+  for (size_t r = 0; r < rows; r++)
+    for (size_t o = 0; o < out_stride; o++) {
+      double acc = 0;
+      if (o < oc) {
+        acc = bias ? bias_real[o] : 0;
+        for (size_t i = 0; i < ic; i++) acc += (double)x.real[r * in_stride + i] * wt.real[o * ic + i];
+      } else {
+        acc = -1; /* columns past the outputs keep what they held */
+        ((float*)out.data)[r * out_stride + o] = -1;
+      }
+      want[r * out_stride + o] = (float)acc;
+    }
+  return run_and_compare(osn_direct_fully_connected_f32_f16w(rows, ic, x.data, in_stride, oc, wt.data, bias, out.data,
+      out_stride, pool), &out, want, DEFAULT_TOL);
+}
+
 /* Broadcasting elementwise; cases: same shape, trailing broadcast, both sides broadcast,
    scalar, rank 6. */
 static const struct {
@@ -447,6 +514,9 @@ static const char* batch_matmul(const test* t, int c, osn_threadpool* pool) {
 static const test tests[] = {
     ALL_TYPES("fully_connected_%s", fully_connected, 0, 3),
     ALL_TYPES("conv2d_%s", convolution, 0, 3),
+    {"direct_conv2d_%s_input", direct_convolution, F32, 0, 3, 0},
+    {"direct_conv2d_%s_input", direct_convolution, F16, 0, 3, 0},
+    {"direct_fully_connected_%s", direct_fully_connected, F32, 0, 2, 0},
     ALL_TYPES("max_pooling2d_%s", max_pooling, 0, 3),
     {"binary_add_%s", binary, F32, OSN_BINARY_ADD, 5, 0},
     {"binary_sub_%s", binary, F32, OSN_BINARY_SUBTRACT, 5, 0},

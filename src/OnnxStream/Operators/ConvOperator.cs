@@ -10,6 +10,7 @@ namespace OnnxStream.Operators;
 /// stored and are widened/dequantized one block of channels at a time (see <see cref="ConvolutionBlocks"/>). With <see cref="OperatorContext.Float16Kernels"/> a float16 X runs XNNPACK's
 /// float16 convolution instead (weights narrowed to float16). Under static activation quantization a quantized
 /// X with a uint8 W runs XNNPACK's uint8 convolution straight into a uint8 output (see <see cref="QuantizedOperands"/>);
+/// a float16 W computed in float32 runs the shim's direct convolution instead (see <see cref="DirectConvolution"/>);
 /// a quantized X otherwise is dequantized. A 1-D convolution is a 2-D one of height 1; its weights may carry the trailing
 /// dimension of 1 that the original converter adds ([M,C/group,k,1]).
 /// </summary>
@@ -32,6 +33,8 @@ internal sealed class ConvOperator : IOperator
         var outputType = x.ElementType == ElementType.Float16 ? ElementType.Float16 : ElementType.Float32;
         if (Shapes.ElementCount(plan.OutputShape) == 0 || context.InfersShapes)
             context.Output(0, outputType, plan.OutputShape);
+        else if (DirectConvolution.Applies(context, plan, x, w))
+            DirectConvolution.Run(context, plan, x, w, b, outputType);
         else if (context.Float16Kernels && x.ElementType == ElementType.Float16)
             Convolve<Half>(context, plan, x, w, b, outputType);
         else
@@ -133,6 +136,13 @@ internal sealed class ConvOperator : IOperator
     {
         if (node.Inputs is not [{ } x, { } w, ..] || node.Outputs.Length != 1 || w.Shape.Length < 3 || x.Shape.Length < 3) return 0;
         var output = bytes(node.Outputs[0]);
+        if (DirectConvolution.Applies(node, w))
+        {
+            // The padded float32 copy of X beside X, then beside the output (a float16 output's float32 blocks are within
+            // the weight slice budget, like the kernel blocks, and not counted).
+            var prepared = DirectConvolution.PreparedBytes(node, x);
+            return Math.Max(prepared, prepared - (inputDies(0) ? bytes(x) : 0) + output) - output;
+        }
         var window = w.Shape[2..].Aggregate(1L, (a, d) => a * d);
         var split = w.Shape[1] * window > ConvolutionBlocks.InputBlockElements;
         var partial = split ? output : 0;

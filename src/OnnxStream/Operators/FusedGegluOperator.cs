@@ -11,7 +11,7 @@ namespace OnnxStream.Operators;
 /// Computed a block of rows at a time: for each slice of the H output columns (the whole of them with the Ram provider,
 /// which keeps it packed; within <see cref="OperatorContext.WeightSliceBytes"/> otherwise), an XNNPACK fully connected
 /// operator of the slice's value and gate columns (and their bias) fills a small block of rows, from which the result's
-/// columns are computed. So neither the projection (2H wide) nor its halves ever exist whole. float32 arithmetic; a
+/// columns are computed; a float16 W not kept is multiplied as stored instead (see <see cref="DirectFullyConnectedKernel"/>). So neither the projection (2H wide) nor its halves ever exist whole. float32 arithmetic; a
 /// float16 x gives a float16 y. W and b reach it as stored.
 /// </summary>
 internal sealed unsafe class FusedGegluOperator : IOperator
@@ -42,17 +42,31 @@ internal sealed unsafe class FusedGegluOperator : IOperator
         {
             var kept = context.KeepsPreparedOperators && context.IsWeight(1) && context.IsWeight(2);
             var reader = context.WeightReader(1);
-            var slice = kept ? h : ChannelBlocks.Size(h, ChannelBlocks.SliceBytesPerThread(context) / ((long)k * 2 * sizeof(float)));
+            // A float16 W not kept runs the direct kernel on its slices as stored (gathered and their transposed copy within
+            // the budget); otherwise each thread's share of the budget holds a slice's converted copy.
+            var direct = !kept && w.ElementType == ElementType.Float16 && DirectFullyConnectedKernel.Supports(k);
+            var slice = kept ? h : ChannelBlocks.Size(h, direct
+                ? context.WeightSliceBytes / (2L * k * 2 * sizeof(Half))
+                : ChannelBlocks.SliceBytesPerThread(context) / ((long)k * 2 * sizeof(float)));
             for (var h0 = 0; h0 < h; h0 += slice)
             {
                 var columns = Math.Min(slice, h - h0);
+                if (direct)
+                {
+                    using var weights = WeightColumns.GatherTransposed(context, w, reader, [(h0, columns), (h + h0, columns)]);
+                    var bias = SliceBias(context, b, h0, columns);
+                    Apply(context, (count, input, output) => DirectFullyConnectedKernel.Run(context.Pool, count, k, input, k,
+                        weights.Buffer<Half>(), 2 * columns, bias, output, 2 * columns), k, xf, yf, rows, h, h0, columns, divisor);
+                    continue;
+                }
                 var owned = true;
                 var projection = kept
                     ? context.Prepare(() => Pack(context, w, null, b, 0, columns), out owned)
                     : Pack(context, w, reader, b, h0, columns);
                 try
                 {
-                    Apply(context, projection, xf, yf, rows, h, h0, columns, divisor);
+                    Apply(context, (count, input, output) => projection.Run(context.Pool, count, input, output), k, xf, yf, rows, h, h0,
+                        columns, divisor);
                 }
                 finally
                 {
@@ -81,26 +95,38 @@ internal sealed unsafe class FusedGegluOperator : IOperator
         WeightColumns.Gather(w, reader, h0, columns, destination, 2 * columns);
         WeightColumns.Gather(w, reader, h + h0, columns, destination + (long)columns * w.ElementType.Size(), 2 * columns);
         var weights = Layout.ToFloat32(context, gathered, "W", out var ownsWeights);
-        var bias = Layout.ToFloat32(context, b, "b", out var ownsBias);
         try
         {
-            var biasValues = new float[2 * columns];
-            bias.Span<float>().Slice(h0, columns).CopyTo(biasValues);
-            bias.Span<float>().Slice(h + h0, columns).CopyTo(biasValues.AsSpan(columns));
-            return FullyConnectedOperator.CreateFloat32(k, 2 * columns, weights.Span<float>(), biasValues, transposeWeights: true);
+            return FullyConnectedOperator.CreateFloat32(k, 2 * columns, weights.Span<float>(), SliceBias(context, b, h0, columns), transposeWeights: true);
         }
         finally
         {
             if (ownsWeights) weights.Dispose();
+        }
+    }
+
+    /// <summary>The float32 bias of value columns h0..h0+columns then the same gate columns.</summary>
+    private static float[] SliceBias(OperatorContext context, Tensor b, int h0, int columns)
+    {
+        var h = b.Shape[0] / 2;
+        var bias = Layout.ToFloat32(context, b, "b", out var ownsBias);
+        try
+        {
+            var values = new float[2 * columns];
+            bias.Span<float>().Slice(h0, columns).CopyTo(values);
+            bias.Span<float>().Slice(h + h0, columns).CopyTo(values.AsSpan(columns));
+            return values;
+        }
+        finally
+        {
             if (ownsBias) bias.Dispose();
         }
     }
 
     /// <summary>yf[r, h0..h0+columns) for every row r, a block of rows at a time.</summary>
-    private static void Apply(OperatorContext context, FullyConnectedOperator projection, Tensor x, Tensor y, int rows, int h, int h0,
-        int columns, float divisor)
+    private static void Apply(OperatorContext context, Action<int, NativeBuffer<float>, NativeBuffer<float>> project, int k, Tensor x,
+        Tensor y, int rows, int h, int h0, int columns, float divisor)
     {
-        var k = projection.InputChannels;
         var blockRows = (int)Math.Clamp(RowBlockBytes / (2L * columns * sizeof(float)), 1, rows);
         using var block = context.Scratch(ElementType.Float32, [blockRows, 2 * columns]);
         var (input, output, projected) = ((nint)AxisHelper.Data(x), (nint)AxisHelper.Data(y), (nint)AxisHelper.Data(block));
@@ -108,7 +134,7 @@ internal sealed unsafe class FusedGegluOperator : IOperator
         for (var r0 = 0; r0 < rows; r0 += blockRows)
         {
             var count = Math.Min(blockRows, rows - r0);
-            projection.Run(context.Pool, count, NativeBuffer<float>.Wrap((float*)input + (long)r0 * k, count * k), block.Buffer<float>());
+            project(count, NativeBuffer<float>.Wrap((float*)input + (long)r0 * k, count * k), block.Buffer<float>());
             var first = r0;
             var workers = Math.Min(threads, count);
             Parallel.For(0, workers, context.Parallel, worker =>

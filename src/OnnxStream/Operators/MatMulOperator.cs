@@ -14,7 +14,8 @@ namespace OnnxStream.Operators;
 /// A weight B with no batch dimensions (every Linear layer) is one product over all of A's rows; with the
 /// Ram provider it is packed once into an XNNPACK fully-connected operator kept for later runs; otherwise (with more
 /// than a few rows) it is packed in slices of output columns, each written in place into the output, so only a slice
-/// of B is ever widened (B reaches the operator as stored: float16 in fp16 folders). Under static
+/// of B is ever widened (B reaches the operator as stored: float16 in fp16 folders); a float16 slice computed in float32 is
+/// not widened nor packed at all but multiplied as stored (see <see cref="DirectFullyConnectedKernel"/>). Under static
 /// activation quantization a quantized A with such a B in uint8 runs XNNPACK's uint8 fully connected operator
 /// into a uint8 output (see <see cref="QuantizedOperands"/>); quantized operands otherwise are dequantized.
 /// </summary>
@@ -183,11 +184,23 @@ internal sealed unsafe class MatMulOperator : IOperator
         where T : unmanaged
     {
         var (k, n) = (plan.K, plan.N);
-        var slice = ChannelBlocks.Size(n, ChannelBlocks.SliceBytesPerThread(context) / ((long)k * sizeof(T)));
+        // A float16 B computed in float32 runs the direct kernel on its slices as stored (gathered and their transposed copy
+        // within the budget); otherwise each thread's share of the budget holds a slice's converted copy.
+        var direct = typeof(T) == typeof(float) && b.ElementType == ElementType.Float16 && DirectFullyConnectedKernel.Supports(k);
+        var slice = ChannelBlocks.Size(n, direct
+            ? context.WeightSliceBytes / (2L * k * sizeof(Half))
+            : ChannelBlocks.SliceBytesPerThread(context) / ((long)k * sizeof(T)));
         var output = result.Buffer<T>();
         for (var n0 = 0; n0 < n; n0 += slice)
         {
             var columns = Math.Min(slice, n - n0);
+            if (direct)
+            {
+                using var weights = WeightColumns.GatherTransposed(context, b, reader, [(n0, columns)]);
+                DirectFullyConnectedKernel.Run(context.Pool, rows, k, a.Buffer<float>(), k, weights.Buffer<Half>(), columns, default,
+                    NativeBuffer<float>.Wrap((float*)output.Pointer + n0, output.Length - n0), n);
+                continue;
+            }
             // The slice's columns of B, dense, in the stored type (B itself when it is the whole of it in memory).
             var gathered = b;
             if (columns != n || reader is not null)

@@ -1,3 +1,4 @@
+using OnnxStream.Kernels;
 using OnnxStream.Tensors;
 using OnnxStream.Weights;
 
@@ -25,5 +26,28 @@ internal static unsafe class WeightColumns
             if (reader is null) Buffer.MemoryCopy(source + from, to, bytes, bytes);
             else reader.Read(from, new Span<byte>(to, checked((int)bytes)));
         }
+    }
+
+    /// <summary>
+    /// The column ranges (<paramref name="ranges"/>, in order) of the 2-D weight <paramref name="w"/> [rows, N] as the rows of
+    /// a scratch tensor [columns, rows] in the stored type: gathered (see <see cref="Gather"/>), then transposed. The caller
+    /// disposes it.
+    /// </summary>
+    public static Tensor GatherTransposed(OperatorContext context, Tensor w, WeightSliceReader? reader, ReadOnlySpan<(int First, int Count)> ranges)
+    {
+        var rows = w.Shape[0];
+        var columns = 0;
+        foreach (var range in ranges) columns += range.Count;
+        var size = w.ElementType.Size();
+        using var gathered = context.Scratch(w.ElementType, [rows, columns], w.Quantization);
+        var offset = 0;
+        foreach (var (first, count) in ranges)
+        {
+            Gather(w, reader, first, count, AxisHelper.Data(gathered) + (long)offset * size, columns);
+            offset += count;
+        }
+        var transposed = context.Scratch(w.ElementType, [columns, rows], w.Quantization);
+        TransposeKernel.Run(context.Pool, size, 1, rows, columns, AxisHelper.Data(gathered), 0, AxisHelper.Data(transposed));
+        return transposed;
     }
 }

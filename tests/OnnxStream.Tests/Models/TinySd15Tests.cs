@@ -87,11 +87,12 @@ internal sealed class TinySd15Tests
         Assert.That(session.Allocator.LiveBlocks, Is.Zero, "tensors leaked after the runs");
         var float32Peak = MeasurePeak(form, ModelLoader.Load(SharedFixtures.Require($"models/tiny-sd15/{form.Model}")));
         TestContext.Out.WriteLine($"{form.Model} {session.Precision}: peak {peak} bytes, float32 {float32Peak} bytes ({(double)peak / float32Peak:P0})");
-        // The VAE's float16 peak is 86% of its float32 one: 21.8 MB, as before, while the float32 peak fell from 34.4 to
-        // 25.2 MB (elementwise operations writing over dying inputs, Conv freeing its input early and allocating its output
-        // last); the float16 peak is a convolution's float32 working copy of a float16 input.
+        // The VAE's float16 peak is 93% of its float32 one (19.7 against 21.1 MB). Both peaks are a convolution's padded
+        // float32 copy of its input (the direct convolution of float16 weights), which is the same size whatever X's type:
+        // the float32 peak fell from 34.4 to 25.2 MB (elementwise operations writing over dying inputs, Conv freeing its
+        // input early and allocating its output last), then to 21.1 MB (no NHWC copies), the float16 one from 21.8 to 19.7.
         if (form.Component != "text_encoder")
-            Assert.That(peak, Is.LessThanOrEqualTo(0.9 * float32Peak));
+            Assert.That(peak, Is.LessThanOrEqualTo(0.95 * float32Peak));
     }
 
     /// <summary>Runs <paramref name="form"/> twice on the reference inputs and checks each output; returns the session (for leak checks) and the last run's peak.</summary>

@@ -93,7 +93,7 @@ internal sealed class ConvOperatorTests
     }
 
     [Test]
-    public void Float16_weights_with_float32_activations_give_the_float32_results()
+    public void Float16_weights_with_float32_activations_give_the_float32_results_to_rounding()
     {
         // What a model folder converted with fp16 holds; ORT has no such Conv, so compare with the same weights in float32.
         var w = Float16Runs.Rounded(OperatorTestHarness.RandomFloats(4 * 3 * 3 * 3, 2));
@@ -108,7 +108,8 @@ internal sealed class ConvOperatorTests
         var actual = OperatorTestHarness.RunOnnxStream("Conv",
             [x, Float16Runs.Half("w", [4, 3, 3, 3], w), Float16Runs.Half("b", [4], b)], attributes, 1, 2);
         Assert.That(actual[0].Item1, Is.EqualTo(ElementType.Float32));
-        Assert.That(actual[0].Item3, Is.EqualTo(expected[0].Item3));
+        // The direct convolution sums in another order than XNNPACK's.
+        Assert.That(actual[0].Item3, Is.EqualTo(expected[0].Item3).Within(1e-5));
     }
 
     [Test]

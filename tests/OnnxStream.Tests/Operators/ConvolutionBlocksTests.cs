@@ -10,7 +10,8 @@ namespace OnnxStream.Tests.Operators;
 /// <summary>
 /// Conv computed in blocks of input and output channels (<see cref="ConvolutionBlocks"/>), against ONNX Runtime: the
 /// block sizes are forced small (a small weight slice budget, enough input channels to pass the input block limit),
-/// with weights as the session hands them over (stored float16 or uint8, not widened), packed per run or kept.
+/// with weights as the session hands them over (float32, or stored uint8 or float16 and not widened), packed per run or
+/// kept. A float16 W of a non-grouped convolution takes the direct convolution instead (see DirectConvolutionTests).
 /// </summary>
 internal sealed class ConvolutionBlocksTests
 {
@@ -40,9 +41,9 @@ internal sealed class ConvolutionBlocksTests
         Assert.That((depthwise.InputBlocks, depthwise.OutputBlocks), Is.EqualTo((1, 1)), "grouped convolutions are one block");
     }
 
-    [TestCase(false, TestName = "Float16_weights_in_input_and_output_blocks_match_ORT")]
+    [TestCase(false, TestName = "Input_and_output_blocks_match_ORT")]
     [TestCase(true, TestName = "Kept_blocks_match_ORT_on_every_run")]
-    public void Float16_weights_match_ORT(bool keep)
+    public void Blocks_match_ORT(bool keep)
     {
         // 640 input channels × 9 = 5760 elements per output channel: blocks of 224, 224 and 192 input channels;
         // a budget of 16 rows of 224·9 float32 per thread (2 threads): output blocks of 16, 16 and 8.
@@ -53,8 +54,8 @@ internal sealed class ConvolutionBlocksTests
         _harness.AssertMatchesOrt(new ConvOperator(), "Conv", Same3x3,
             [
                 StoredOperand.Activation(TestInput.Floats("x", [1, 640, 5, 6], 1)),
-                StoredOperand.Float16Weight(TestInput.Floats("w", [40, 640, 3, 3], 2, -0.05f, 0.05f)),
-                StoredOperand.Float16Weight(TestInput.Floats("b", [40], 3)),
+                StoredOperand.Float32Weight(TestInput.Floats("w", [40, 640, 3, 3], 2, -0.05f, 0.05f)),
+                StoredOperand.Float32Weight(TestInput.Floats("b", [40], 3)),
             ], 2 * 16 * 224 * 9 * 4, prepared, runs: keep ? 2 : 1);
         if (prepared is not null) Assert.That(prepared.Count, Is.EqualTo(1), "one node, its blocks kept once");
     }
@@ -72,8 +73,8 @@ internal sealed class ConvolutionBlocksTests
             _harness.AssertMatchesOrt(new ConvOperator(), "Conv", Same3x3,
                 [
                     StoredOperand.Activation(x),
-                    StoredOperand.Float16Weight(TestInput.Floats("w", [40, 640, 3, 3], 2, -0.05f, 0.05f)),
-                    StoredOperand.Float16Weight(TestInput.Floats("b", [40], 3)),
+                    StoredOperand.Float32Weight(TestInput.Floats("w", [40, 640, 3, 3], 2, -0.05f, 0.05f)),
+                    StoredOperand.Float32Weight(TestInput.Floats("b", [40], 3)),
                 ], 2 * 16 * 224 * 9 * 4, firstInputDies: dies);
             return _harness.Allocator.PeakBytes;
         }
@@ -93,6 +94,16 @@ internal sealed class ConvolutionBlocksTests
                 StoredOperand.Float32Weight(TestInput.Floats("w", [20, 2600, 1, 1], 5, -0.05f, 0.05f)),
                 StoredOperand.Float32Weight(TestInput.Floats("b", [20], 6)),
             ], 1);
+
+    [Test]
+    public void Float16_weights_of_a_grouped_convolution_are_widened_as_stored() =>
+        // Groups of 160 channels: one block, its float16 kernel widened when packed.
+        _harness.AssertMatchesOrt(new ConvOperator(), "Conv", new TestAttributes().Ints("kernel_shape", 3, 3).Ints("pads", 1, 1, 1, 1).Int("group", 2),
+            [
+                StoredOperand.Activation(TestInput.Floats("x", [1, 320, 5, 4], 12)),
+                StoredOperand.Float16Weight(TestInput.Floats("w", [32, 160, 3, 3], 13, -0.05f, 0.05f)),
+                StoredOperand.Float16Weight(TestInput.Floats("b", [32], 14)),
+            ], 2 * 16 * 160 * 9 * 4);
 
     [Test]
     public void Quantized_uint8_weights_are_dequantized_block_by_block() =>
