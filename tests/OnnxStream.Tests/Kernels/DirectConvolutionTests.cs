@@ -63,6 +63,39 @@ internal sealed class DirectConvolutionTests : KernelTestBase
         });
     }
 
+    [TestCase(13, 48, 21, TestName = "Fully connected: 13 rows, 48 channels, 21 outputs")]
+    [TestCase(250, 1024, 70, TestName = "Fully connected: 250 rows (pixel blocks), 1024 channels (chunks), 70 outputs")]
+    public void Fully_connected_matches_reference(int rows, int inputs, int outputs)
+    {
+        // Rows of the input and of the output are wider than the product's: the other columns are not the kernel's.
+        var (inputStride, outputStride) = (inputs + 5, outputs + 3);
+        var x = Reference.RandomFloats(rows * inputStride, 4);
+        var weights = Reference.RoundToHalf(Reference.RandomFloats(outputs * inputs, 5));
+        var bias = Reference.RandomFloats(outputs, 6);
+        using var input = NativeBuffer<float>.CopyOf(x);
+        using var halfWeights = NativeBuffer<Half>.CopyOf(Reference.ToHalf(weights));
+        using var output = NativeBuffer<float>.Allocate(rows * outputStride);
+        WithEachThreadCount(pool =>
+        {
+            output.Span.Fill(-7);
+            DirectFullyConnectedKernel.Run(pool, rows, inputs, input, inputStride, halfWeights, outputs, bias, output, outputStride);
+            for (var r = 0; r < rows; r++)
+                for (var o = 0; o < outputStride; o++)
+                {
+                    var expected = -7.0;
+                    if (o < outputs)
+                    {
+                        expected = bias[o];
+                        for (var i = 0; i < inputs; i++) expected += (double)x[r * inputStride + i] * weights[o * inputs + i];
+                    }
+                    Assert.That(output.Span[r * outputStride + o], Is.EqualTo(expected).Within(1e-4), $"row {r} output {o}");
+                }
+        });
+        using var pool = XnnThreadPool.Create(1);
+        Assert.Throws<ArgumentException>(() => DirectFullyConnectedKernel.Run(pool, rows, inputs - 8, input, inputStride,
+            halfWeights, outputs, bias, output, outputStride), "input channels not a multiple of 16");
+    }
+
     [Test]
     public void Unsupported_geometries_and_short_buffers_are_refused()
     {
