@@ -19,7 +19,8 @@ namespace OnnxStream.Operators;
 /// and packed at a time (<see cref="OperatorContext.WeightSliceBytes"/>).</item>
 /// </list>
 /// Grouped convolutions run as one block. Kept (Ram provider), every block is packed once; otherwise each block is
-/// packed just before it runs and freed right after.
+/// packed just before it runs and freed right after. A float16 W computed in float32 does not come here but to the
+/// direct convolution (see <see cref="DirectConvolution"/>), which needs no packing.
 /// </summary>
 internal sealed unsafe class ConvolutionBlocks : IDisposable
 {

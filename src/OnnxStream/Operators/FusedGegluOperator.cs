@@ -11,7 +11,8 @@ namespace OnnxStream.Operators;
 /// Computed a block of rows at a time: for each slice of the H output columns (the whole of them with the Ram provider,
 /// which keeps it packed; within <see cref="OperatorContext.WeightSliceBytes"/> otherwise), an XNNPACK fully connected
 /// operator of the slice's value and gate columns (and their bias) fills a small block of rows, from which the result's
-/// columns are computed; a float16 W not kept is multiplied as stored instead (see <see cref="DirectFullyConnectedKernel"/>). So neither the projection (2H wide) nor its halves ever exist whole. float32 arithmetic; a
+/// columns are computed; a float16 W is multiplied as stored instead (see <see cref="DirectFullyConnectedKernel"/>; with the
+/// Ram provider its transposed columns are kept). So neither the projection (2H wide) nor its halves ever exist whole. float32 arithmetic; a
 /// float16 x gives a float16 y. W and b reach it as stored.
 /// </summary>
 internal sealed unsafe class FusedGegluOperator : IOperator
@@ -42,24 +43,35 @@ internal sealed unsafe class FusedGegluOperator : IOperator
         {
             var kept = context.KeepsPreparedOperators && context.IsWeight(1) && context.IsWeight(2);
             var reader = context.WeightReader(1);
-            // A float16 W not kept runs the direct kernel on its slices as stored (gathered and their transposed copy within
-            // the budget); otherwise each thread's share of the budget holds a slice's converted copy.
-            var direct = !kept && w.ElementType == ElementType.Float16 && DirectFullyConnectedKernel.Supports(k);
+            // A float16 W runs the direct kernel as stored: its transpose kept whole with the Ram provider, else a slice at a
+            // time (gathered and their transposed copy within the budget). Otherwise each thread's share of the budget holds
+            // a slice's converted copy.
+            var direct = w.ElementType == ElementType.Float16 && DirectFullyConnectedKernel.Supports(k);
             var slice = kept ? h : ChannelBlocks.Size(h, direct
                 ? context.WeightSliceBytes / (2L * k * 2 * sizeof(Half))
                 : ChannelBlocks.SliceBytesPerThread(context) / ((long)k * 2 * sizeof(float)));
             for (var h0 = 0; h0 < h; h0 += slice)
             {
                 var columns = Math.Min(slice, h - h0);
+                var owned = true;
                 if (direct)
                 {
-                    using var weights = WeightColumns.GatherTransposed(context, w, reader, [(h0, columns), (h + h0, columns)]);
-                    var bias = SliceBias(context, b, h0, columns);
-                    Apply(context, (count, input, output) => DirectFullyConnectedKernel.Run(context.Pool, count, k, input, k,
-                        weights.Buffer<Half>(), 2 * columns, bias, output, 2 * columns), k, xf, yf, rows, h, h0, columns, divisor);
+                    var (first, count) = (h0, columns);
+                    var weights = kept
+                        ? context.Prepare(() => WeightColumns.GatherTransposed(context, w, null, [(first, count), (h + first, count)]), out owned)
+                        : WeightColumns.GatherTransposed(context, w, reader, [(h0, columns), (h + h0, columns)]);
+                    try
+                    {
+                        var bias = SliceBias(context, b, h0, columns);
+                        Apply(context, (rowCount, input, output) => DirectFullyConnectedKernel.Run(context.Pool, rowCount, k, input, k,
+                            weights.Buffer<Half>(), 2 * columns, bias, output, 2 * columns), k, xf, yf, rows, h, h0, columns, divisor);
+                    }
+                    finally
+                    {
+                        if (owned) weights.Dispose();
+                    }
                     continue;
                 }
-                var owned = true;
                 var projection = kept
                     ? context.Prepare(() => Pack(context, w, null, b, 0, columns), out owned)
                     : Pack(context, w, reader, b, h0, columns);

@@ -14,8 +14,9 @@ namespace OnnxStream.Operators;
 /// A weight B with no batch dimensions (every Linear layer) is one product over all of A's rows; with the
 /// Ram provider it is packed once into an XNNPACK fully-connected operator kept for later runs; otherwise (with more
 /// than a few rows) it is packed in slices of output columns, each written in place into the output, so only a slice
-/// of B is ever widened (B reaches the operator as stored: float16 in fp16 folders); a float16 slice computed in float32 is
-/// not widened nor packed at all but multiplied as stored (see <see cref="DirectFullyConnectedKernel"/>). Under static
+/// of B is ever widened (B reaches the operator as stored: float16 in fp16 folders). A float16 B computed in float32 is
+/// not widened nor packed at all but multiplied as stored (see <see cref="DirectFullyConnectedKernel"/>): a slice at a
+/// time, or with the Ram provider its transpose kept whole. Under static
 /// activation quantization a quantized A with such a B in uint8 runs XNNPACK's uint8 fully connected operator
 /// into a uint8 output (see <see cref="QuantizedOperands"/>); quantized operands otherwise are dequantized.
 /// </summary>
@@ -140,7 +141,23 @@ internal sealed unsafe class MatMulOperator : IOperator
                 if (result != output) Layout.FromFloat32(context, result, output);
                 return;
             }
-            if (context.KeepsPreparedOperators && weightMatrix)
+            if (context.KeepsPreparedOperators && weightMatrix && typeof(T) == typeof(float) && b.ElementType == ElementType.Float16 &&
+                DirectFullyConnectedKernel.Supports(plan.K))
+            {
+                // Ram provider, float16 B: its transpose kept for later runs, multiplied as stored.
+                var (k, n) = (plan.K, plan.N);
+                var weights = context.Prepare(() => WeightColumns.GatherTransposed(context, b, null, [(0, n)]), out var ownsWeights);
+                try
+                {
+                    DirectFullyConnectedKernel.Run(context.Pool, rows, k, at.Buffer<float>(), k, weights.Buffer<Half>(), n, default,
+                        result.Buffer<float>(), n);
+                }
+                finally
+                {
+                    if (ownsWeights) weights.Dispose();
+                }
+            }
+            else if (context.KeepsPreparedOperators && weightMatrix)
             {
                 // Ram provider: B widened and packed once, kept for later runs (later runs neither widen nor pack it).
                 var (k, n) = (plan.K, plan.N);

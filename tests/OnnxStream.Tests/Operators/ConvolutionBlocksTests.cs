@@ -58,6 +58,7 @@ internal sealed class ConvolutionBlocksTests
                 StoredOperand.Float32Weight(TestInput.Floats("b", [40], 3)),
             ], 2 * 16 * 224 * 9 * 4, prepared, runs: keep ? 2 : 1);
         if (prepared is not null) Assert.That(prepared.Count, Is.EqualTo(1), "one node, its blocks kept once");
+        Assert.That(_harness.Allocator.CurrentBytes, Is.Zero, "tensors leaked (XNNPACK's packed blocks are not tracked)");
     }
 
     [TestCase(1)]

@@ -31,12 +31,16 @@ internal sealed class MatMulWeightSlicesTests
         _harness.AssertMatchesOrt(new MatMulOperator(), "MatMul", new TestAttributes(), [A(2, 20, 48), StoredOperand.Float16Weight(B)], SixteenColumns);
 
     [Test]
-    public void A_kept_weight_is_packed_whole_once_and_matches_ORT_on_every_run()
+    public void A_kept_weight_is_prepared_whole_once_and_matches_ORT_on_every_run()
     {
-        using var prepared = new PreparedOperatorCache();
+        // float16: its transpose kept (tracked) for the direct kernel.
+        var prepared = new PreparedOperatorCache();
         _harness.AssertMatchesOrt(new MatMulOperator(), "MatMul", new TestAttributes(), [A(2, 20, 48), StoredOperand.Float16Weight(B)], SixteenColumns,
             prepared, runs: 2);
         Assert.That(prepared.Count, Is.EqualTo(1));
+        Assert.That(_harness.Allocator.CurrentBytes, Is.EqualTo(B.Data.Length * sizeof(ushort)), "the kept transpose of B");
+        prepared.Dispose();
+        Assert.That(_harness.Allocator.CurrentBytes, Is.Zero, "tensors leaked");
     }
 
     [Test]
