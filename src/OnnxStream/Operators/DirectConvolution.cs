@@ -1,4 +1,5 @@
 using OnnxStream.Kernels;
+using OnnxStream.Memory;
 using OnnxStream.Tensors;
 
 namespace OnnxStream.Operators;
@@ -82,23 +83,26 @@ internal static unsafe class DirectConvolution
             if (outputType != ElementType.Float32)
                 limit = Math.Min(limit, Math.Min(g.OutputChannels / 8, context.WeightSliceBytes / (n * pixels * sizeof(float))));
             var block = ChannelBlocks.Size(g.OutputChannels, limit);
+            var rowLength = (int)(rowBytes / sizeof(Half));
+            // One buffer for a block's rows read from the file, one for their OHWI transpose and one for a float16 output's
+            // float32 block, each reused by every block (fresh memory costs page faults).
+            using var rowsBuffer = kept is null && reader is not null ? context.Scratch(ElementType.Float16, [block, rowLength]) : null;
+            using var ohwiBuffer = kept is null && taps > 1 ? context.Scratch(ElementType.Float16, [block, rowLength]) : null;
+            using var wide = outputType != ElementType.Float32 ? context.Scratch(ElementType.Float32, [checked((int)(n * block * pixels))]) : null;
             for (var o0 = 0; o0 < g.OutputChannels; o0 += block)
             {
                 var outputs = Math.Min(block, g.OutputChannels - o0);
-                using var ohwi = kept is not null
-                    ? Tensor.Wrap(ElementType.Float16, [outputs, (int)(rowBytes / sizeof(Half))], AxisHelper.Data(kept) + o0 * rowBytes)
-                    : BlockKernel(context, w, reader, o0, outputs, rowBytes);
+                var ohwi = BlockKernel(context, kept ?? w, reader, rowsBuffer, ohwiBuffer, o0, outputs, taps);
                 var blockBias = bias is null ? default : bias.Span<float>().Slice(o0, outputs);
-                if (outputType == ElementType.Float32)
+                if (wide is null)
                 {
-                    DirectConvolutionKernel.Run(context.Pool, g, n, height, width, prepared.Buffer<float>(), o0, outputs, ohwi.Buffer<Half>(),
-                        blockBias, output.Buffer<float>());
+                    DirectConvolutionKernel.Run(context.Pool, g, n, height, width, prepared.Buffer<float>(), o0, outputs, ohwi, blockBias,
+                        output.Buffer<float>());
                     continue;
                 }
-                // The block's channels as a convolution of their own into a float32 scratch, then rounded into each image.
-                using var wide = context.Scratch(ElementType.Float32, [checked((int)(n * outputs * pixels))]);
+                // The block's channels as a convolution of their own into the float32 scratch, then rounded into each image.
                 DirectConvolutionKernel.Run(context.Pool, g with { GroupOutputChannels = outputs }, n, height, width, prepared.Buffer<float>(), 0,
-                    outputs, ohwi.Buffer<Half>(), blockBias, wide.Buffer<float>());
+                    outputs, ohwi, blockBias, wide.Buffer<float>());
                 var imageLength = (int)(outputs * pixels);
                 for (var image = 0; image < n; image++)
                     System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(wide.Span<float>().Slice(image * imageLength, imageLength),
@@ -113,25 +117,29 @@ internal static unsafe class DirectConvolution
         }
     }
 
-    /// <summary>The OHWI rows of output channels <paramref name="o0"/>.. : their OIHW rows (read from the file, or W's), as OHWI.</summary>
-    private static Tensor BlockKernel(OperatorContext context, Tensor w, Weights.WeightSliceReader? reader, int o0, int outputs, long rowBytes)
+    /// <summary>
+    /// The OHWI rows of output channels <paramref name="o0"/>.. (<paramref name="outputs"/> of them): of the kept OHWI kernel
+    /// <paramref name="w"/> (no OIHW rows buffer then), or W's OIHW rows (read from the file into <paramref name="rows"/>
+    /// with <paramref name="reader"/>) transposed into <paramref name="ohwi"/> unless the kernel is 1×1.
+    /// </summary>
+    private static NativeBuffer<Half> BlockKernel(OperatorContext context, Tensor w, Weights.WeightSliceReader? reader, Tensor? rows,
+        Tensor? ohwi, int o0, int outputs, int taps)
     {
-        if (reader is null) return ToOhwi(context, w, AxisHelper.Data(w) + o0 * rowBytes, outputs);
-        var rows = context.Scratch(ElementType.Float16, [outputs, (int)(rowBytes / sizeof(Half))]);
-        try
+        var rowLength = (int)(w.ElementCount / w.Shape[0]);
+        var rowBytes = (long)rowLength * sizeof(Half);
+        byte* source;
+        if (reader is not null && rows is not null)
         {
-            reader.Read(o0 * rowBytes, rows.Bytes);
-            // A 1×1 kernel's rows are its OHWI block.
-            if (w.Shape[2..].All(d => d == 1)) return rows;
-            var ohwi = ToOhwi(context, w, AxisHelper.Data(rows), outputs);
-            rows.Dispose();
-            return ohwi;
+            source = AxisHelper.Data(rows);
+            reader.Read(o0 * rowBytes, new Span<byte>(source, checked((int)(outputs * rowBytes))));
         }
-        catch
+        else source = AxisHelper.Data(w) + o0 * rowBytes;
+        if (ohwi is not null)
         {
-            rows.Dispose();
-            throw;
+            TransposeKernel.Run(context.Pool, sizeof(Half), outputs, rowLength / taps, taps, source, 0, AxisHelper.Data(ohwi));
+            source = AxisHelper.Data(ohwi);
         }
+        return NativeBuffer<Half>.Wrap((Half*)source, outputs * rowLength);
     }
 
     /// <summary>

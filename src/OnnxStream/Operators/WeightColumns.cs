@@ -19,6 +19,14 @@ internal static unsafe class WeightColumns
         var size = w.ElementType.Size();
         var bytes = (long)count * size;
         var source = reader is null ? AxisHelper.Data(w) : null;
+        if (count == n && destinationStride == n)
+        {
+            // Whole rows into dense rows: one read (or copy) of the lot.
+            var all = (long)rows * bytes;
+            if (reader is null) Buffer.MemoryCopy(source, destination, all, all);
+            else reader.Read(0, new Span<byte>(destination, checked((int)all)));
+            return;
+        }
         for (var row = 0; row < rows; row++)
         {
             var from = ((long)row * n + first) * size;
