@@ -76,16 +76,6 @@ typedef __m512 dc_vec_avx512;
 #  define DC_WIDEN(d, s, n) \
      for (size_t i_ = 0; i_ < (n); i_ += 16) _mm512_storeu_ps((d) + i_, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*) ((s) + i_))))
 #  include "direct_convolution_kernel.inc"
-#  undef DC_NAME
-#  undef DC_VL
-#  undef DC_MR
-#  undef DC_NR
-#  undef dc_vec
-#  undef DC_ZERO
-#  undef DC_LOAD
-#  undef DC_FMA
-#  undef DC_SUM
-#  undef DC_WIDEN
 #  pragma GCC pop_options
 
 #  pragma GCC push_options
@@ -109,16 +99,6 @@ static inline float dc_sum_avx2(__m256 v) {
 #  define DC_WIDEN(d, s, n) \
      for (size_t i_ = 0; i_ < (n); i_ += 8) _mm256_storeu_ps((d) + i_, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*) ((s) + i_))))
 #  include "direct_convolution_kernel.inc"
-#  undef DC_NAME
-#  undef DC_VL
-#  undef DC_MR
-#  undef DC_NR
-#  undef dc_vec
-#  undef DC_ZERO
-#  undef DC_LOAD
-#  undef DC_FMA
-#  undef DC_SUM
-#  undef DC_WIDEN
 #  pragma GCC pop_options
 #endif
 
@@ -127,7 +107,7 @@ static inline float dc_sum_avx2(__m256 v) {
 #define DC_NR 4
 #if defined(__GNUC__) || defined(__clang__)
 #  define DC_VL 4
-#  define DC_MR 4
+#  define OSN_DC_PORTABLE_MR 4
 typedef float dc_vec_portable __attribute__((vector_size(16)));
 static inline dc_vec_portable dc_load_portable(const float* p) {
   dc_vec_portable v;
@@ -139,12 +119,13 @@ static inline dc_vec_portable dc_load_portable(const float* p) {
 #  define DC_SUM(v) ((v)[0] + (v)[1] + (v)[2] + (v)[3])
 #else
 #  define DC_VL 1
-#  define DC_MR 2
+#  define OSN_DC_PORTABLE_MR 2
 typedef float dc_vec_portable;
 #  define DC_ZERO() 0.0f
 #  define DC_LOAD(p) (*(p))
 #  define DC_SUM(v) (v)
 #endif
+#define DC_MR OSN_DC_PORTABLE_MR
 #define dc_vec dc_vec_portable
 #define DC_FMA(acc, x, w) ((acc) + (x) * (w))
 #if defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
@@ -173,7 +154,7 @@ static dc_variant pick_variant(void) {
   if (!portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
     return (dc_variant) {dc_task_avx2, 4, 3};
 #endif
-  return (dc_variant) {dc_task_portable, DC_MR, 4};
+  return (dc_variant) {dc_task_portable, OSN_DC_PORTABLE_MR, 4};
 }
 
 static dc_variant current_variant(void) {
