@@ -66,7 +66,7 @@ internal sealed class LoopbackRangeServer : IDisposable
     /// <summary>How long each answer waits before it starts (holds requests open, to see how many a client makes at once).</summary>
     public TimeSpan ResponseDelay { get; set; }
 
-    /// <summary>The most requests being answered at the same time so far.</summary>
+    /// <summary>The most requests being answered at the same time so far (waiting out <see cref="ResponseDelay"/>).</summary>
     public int MostConcurrentRequests => Volatile.Read(ref _mostAnswering);
 
     /// <summary>The next <paramref name="times"/> requests (for <paramref name="onlyPath"/>, e.g. "/w0.bin", if given) get <paramref name="mode"/>.</summary>
@@ -126,18 +126,21 @@ internal sealed class LoopbackRangeServer : IDisposable
             var range = Header("Range");
             var mode = Take(path);
             Requests.Enqueue(new ServedRequest(path, range, mode, Header("Authorization")));
+            // Counted from the request's arrival to the end of its delay, before any byte of the response: a client that
+            // starts its next request as soon as it has read a response is then never counted twice (counted to the end of
+            // the response, the next request could arrive before this handler's continuation had left).
             var answering = Interlocked.Increment(ref _answering);
             try
             {
                 for (var most = _mostAnswering; answering > most; most = _mostAnswering)
                     Interlocked.CompareExchange(ref _mostAnswering, answering, most);
                 if (ResponseDelay > TimeSpan.Zero) await Task.Delay(ResponseDelay, limit.Token);
-                await RespondAsync(stream, path, range, mode, limit.Token);
             }
             finally
             {
                 Interlocked.Decrement(ref _answering);
             }
+            await RespondAsync(stream, path, range, mode, limit.Token);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
