@@ -136,7 +136,7 @@ internal static unsafe class DirectConvolution
         else source = AxisHelper.Data(w) + o0 * rowBytes;
         if (ohwi is not null)
         {
-            TransposeKernel.Run(context.Pool, sizeof(Half), outputs, rowLength / taps, taps, source, 0, AxisHelper.Data(ohwi));
+            TransposeRows(context, source, outputs, rowLength, taps, AxisHelper.Data(ohwi));
             source = AxisHelper.Data(ohwi);
         }
         return NativeBuffer<Half>.Wrap((Half*)source, outputs * rowLength);
@@ -151,7 +151,11 @@ internal static unsafe class DirectConvolution
         var (channels, taps) = (w.Shape[1], w.Shape[2..].Aggregate(1, (a, d) => a * d));
         if (taps == 1) return Tensor.Wrap(ElementType.Float16, [outputs, channels], rows);
         var ohwi = context.Scratch(ElementType.Float16, [outputs, taps * channels]);
-        TransposeKernel.Run(context.Pool, sizeof(Half), outputs, channels, taps, rows, 0, AxisHelper.Data(ohwi));
+        TransposeRows(context, rows, outputs, taps * channels, taps, AxisHelper.Data(ohwi));
         return ohwi;
     }
+
+    /// <summary>Each of <paramref name="outputs"/> float16 OIHW kernel rows ([C][taps]) as an OHWI row ([taps][C]) at <paramref name="ohwi"/>.</summary>
+    private static void TransposeRows(OperatorContext context, byte* rows, int outputs, int rowLength, int taps, byte* ohwi) =>
+        TransposeKernel.Run(context.Pool, sizeof(Half), outputs, rowLength / taps, taps, rows, 0, ohwi);
 }

@@ -38,8 +38,8 @@ internal static unsafe class WeightColumns
 
     /// <summary>
     /// The column ranges (<paramref name="ranges"/>, in order) of the 2-D weight <paramref name="w"/> [rows, N] as the rows of
-    /// a scratch tensor [columns, rows] in the stored type: gathered (see <see cref="Gather"/>), then transposed. The caller
-    /// disposes it.
+    /// a scratch tensor [columns, rows] in the stored type: gathered (see <see cref="Gather"/>), then transposed (a weight
+    /// held whole in memory is transposed where it is). The caller disposes it.
     /// </summary>
     public static Tensor GatherTransposed(OperatorContext context, Tensor w, WeightSliceReader? reader, ReadOnlySpan<(int First, int Count)> ranges)
     {
@@ -47,6 +47,13 @@ internal static unsafe class WeightColumns
         var columns = 0;
         foreach (var range in ranges) columns += range.Count;
         var size = w.ElementType.Size();
+        var transposed = context.Scratch(w.ElementType, [columns, rows], w.Quantization);
+        if (reader is null && columns == w.Shape[1] && ranges is [(0, _)])
+        {
+            // All of a weight in memory: transposed where it is.
+            TransposeKernel.Run(context.Pool, size, 1, rows, columns, AxisHelper.Data(w), 0, AxisHelper.Data(transposed));
+            return transposed;
+        }
         using var gathered = context.Scratch(w.ElementType, [rows, columns], w.Quantization);
         var offset = 0;
         foreach (var (first, count) in ranges)
@@ -54,7 +61,6 @@ internal static unsafe class WeightColumns
             Gather(w, reader, first, count, AxisHelper.Data(gathered) + (long)offset * size, columns);
             offset += count;
         }
-        var transposed = context.Scratch(w.ElementType, [columns, rows], w.Quantization);
         TransposeKernel.Run(context.Pool, size, 1, rows, columns, AxisHelper.Data(gathered), 0, AxisHelper.Data(transposed));
         return transposed;
     }
