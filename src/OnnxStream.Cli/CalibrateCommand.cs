@@ -20,12 +20,13 @@ internal static class CalibrateCommand
         };
         var output = new Option<string>("--out") { Description = "The range_data.txt to write.", Required = true };
         var threads = new Option<int>("--threads") { Description = "Threads for the kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var command = new Command("calibrate", "Calibrate static (W8A8) quantization: write a range_data.txt.") { model, inputs, output, threads };
+        var allowOutside = AllowOutsideWeightsOption.Create();
+        var command = new Command("calibrate", "Calibrate static (W8A8) quantization: write a range_data.txt.") { model, inputs, output, threads, allowOutside };
         command.SetAction((result, cancellationToken) =>
         {
             if (result.GetValue(threads) < 1) throw new ArgumentException("--threads must be at least 1.");
             var sets = InputSets(result.GetValue(inputs)!);
-            var options = new InferenceSessionOptions { Threads = result.GetValue(threads) };
+            var options = new InferenceSessionOptions { Threads = result.GetValue(threads), AllowWeightsOutsideModelFolder = result.GetValue(allowOutside) };
             var progress = new ConsoleProgress(done => Console.Error.WriteLine($"input set {done} of {sets.Count} done"));
             var ranges = Calibrator.Calibrate(result.GetValue(model)!, ReadSets(sets), options, progress, cancellationToken);
             var path = result.GetValue(output)!;

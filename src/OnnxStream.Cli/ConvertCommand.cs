@@ -15,8 +15,9 @@ internal static class ConvertCommand
         var rangeData = new Option<string>("--range-data") { Description = "A range_data.txt (OPNAME,MIN,MAX lines) to copy into the folder for W8A8 runs." };
         var noFold = new Option<bool>("--no-fold") { Description = "Keep every node as the original converter does (no Identity removal, no constant folding)." };
         var rename = new Option<string[]>("--rename") { Description = "OLD=NEW: write the activation OLD (e.g. a graph input) as NEW.", AllowMultipleArgumentsPerToken = true };
+        var allowOutside = AllowOutsideWeightsOption.Create();
         var command = new Command("convert", "Convert an ONNX model into an OnnxStream model folder, one weight at a time.")
-            { model, output, fp16, uint8, rangeData, noFold, rename };
+            { model, output, fp16, uint8, rangeData, noFold, rename, allowOutside };
         command.SetAction((result, cancellationToken) =>
         {
             var options = new ModelConversionOptions
@@ -25,6 +26,7 @@ internal static class ConvertCommand
                 UInt8 = result.GetValue(uint8),
                 RangeDataPath = result.GetValue(rangeData),
                 Fold = !result.GetValue(noFold),
+                AllowWeightsOutsideModelFolder = result.GetValue(allowOutside),
             };
             foreach (var pair in result.GetValue(rename) ?? [])
             {

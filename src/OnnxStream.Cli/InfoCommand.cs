@@ -9,10 +9,11 @@ internal static class InfoCommand
     public static Command Create()
     {
         var path = new Argument<string>("path") { Description = "A model.txt or a model folder." };
-        var command = new Command("info", "Print a model's operators, parameters, inputs and outputs, and the peak memory of its schedule.") { path };
+        var allowOutside = AllowOutsideWeightsOption.Create();
+        var command = new Command("info", "Print a model's operators, parameters, inputs and outputs, and the peak memory of its schedule.") { path, allowOutside };
         command.SetAction(result =>
         {
-            var graph = ModelLoader.Load(result.GetValue(path)!);
+            var graph = ModelLoader.Load(result.GetValue(path)!, new ModelLoadOptions { AllowWeightsOutsideModelFolder = result.GetValue(allowOutside) });
             var summary = ModelSummary.Of(graph);
             Console.WriteLine($"model: {graph.Source}");
             Console.WriteLine($"nodes: {graph.Nodes.Count}");

@@ -38,9 +38,10 @@ internal static class RunCommand
             Description = "Quantize only these operation outputs (node or tensor names, comma-separated or repeated).",
             AllowMultipleArgumentsPerToken = true,
         };
+        var allowOutside = AllowOutsideWeightsOption.Create();
         var command = new Command("run", "Run a model on .npy inputs.")
         {
-            model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices, quantize, rangeData, quantizeTensors,
+            model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices, quantize, rangeData, quantizeTensors, allowOutside,
         };
         command.SetAction((result, cancellationToken) =>
         {
@@ -57,6 +58,7 @@ internal static class RunCommand
                 QuantizedTensors = result.GetValue(quantizeTensors) is { Length: > 0 } names
                     ? names.SelectMany(n => n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToHashSet()
                     : null,
+                AllowWeightsOutsideModelFolder = result.GetValue(allowOutside),
             };
             // With --trace, the resident set after each operation (read from /proc; none elsewhere).
             var residentBytes = new List<long>();
@@ -64,7 +66,7 @@ internal static class RunCommand
                 options.OperationCompleted = _ => residentBytes.Add(Bench.ProcessMemory.CurrentRssBytes() ?? 0);
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
             if (options.AttentionSlices < 1) throw new ArgumentException("--attention-slices must be at least 1.");
-            using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!), options);
+            using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!, new Graph.ModelLoadOptions { AllowWeightsOutsideModelFolder = options.AllowWeightsOutsideModelFolder }), options);
             if (session.Precision != options.Precision)
                 Console.Error.WriteLine("notice: this CPU has no float16 kernels (XNNPACK needs AVX2 or ARMv8.2 FP16): running fp16-storage instead.");
             var tensors = new Dictionary<string, Tensor>();

@@ -68,10 +68,11 @@ internal static class SdCommand
         var memoryReport = new Option<bool>("--memory-report") { Description = "Print the peak tracked bytes of each step and the peak RSS." };
         var batch = new Option<bool>("--batch-cfg") { Description = "Run both guidance passes as one batch of two (UNets exported with a dynamic batch)." };
 
+        var allowOutside = AllowOutsideWeightsOption.Create();
         var command = new Command("sd", "Stable Diffusion 1.5, SDXL or SDXL Turbo: text to image.")
         {
             xl, turbo, modelsPath, layout, opsPrintf, output, decodeLatents, prompt, negative, num, steps, seed, saveLatents, calibrate, rangeData, notTiled,
-            res, width, height, ram, download, rpi, rpiLowmem, threads, previewSteps, previewStepsX8, decodeSteps, embed, sampler, cfg, karras, memoryReport, batch,
+            res, width, height, ram, download, rpi, rpiLowmem, threads, previewSteps, previewStepsX8, decodeSteps, embed, sampler, cfg, karras, memoryReport, batch, allowOutside,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -90,6 +91,7 @@ internal static class SdCommand
                 ModelsPath = await SdModelDownload.ResolveAsync(result.GetValue(modelsPath), result.GetValue(download), model, cancellationToken),
                 Layout = result.GetValue(layout) switch { "onnxstream" => ModelFolderLayout.OnnxStream, "diffusers" => ModelFolderLayout.Diffusers, _ => null },
                 Model = model,
+                AllowWeightsOutsideModelFolder = result.GetValue(allowOutside),
                 Prompt = result.GetValue(prompt)!,
                 NegativePrompt = result.GetValue(negative)!,
                 Steps = result.GetValue(steps),

@@ -28,11 +28,12 @@ public static class DecoderCalibration
         ArgumentNullException.ThrowIfNull(latents);
         var plan = LatentDecoder.Plan(height, width, tileSize);
         var tile = plan.Tiles[0];
-        var graph = ModelLoader.Load(modelPath);
+        var load = new ModelLoadOptions { AllowWeightsOutsideModelFolder = options?.AllowWeightsOutsideModelFolder ?? false };
+        var graph = ModelLoader.Load(modelPath, load);
         var input = graph.Inputs.Count == 1
             ? graph.Inputs[0]
             : throw new ArgumentException($"{modelPath}: a VAE decoder has one input; this model has {graph.Inputs.Count}.");
-        if (LatentDecoder.ShapesFor(input.Name, input.Shape, tile.Height, tile.Width) is { } shapes) graph = ModelLoader.Load(modelPath, shapes);
+        if (LatentDecoder.ShapesFor(input.Name, input.Shape, tile.Height, tile.Width) is { } shapes) graph = ModelLoader.Load(modelPath, shapes, load);
         return Calibrator.Calibrate(graph, Inputs(), options, cancellationToken: cancellationToken);
 
         // One decoder input at a time, in one tensor refilled for each tile of each latent.

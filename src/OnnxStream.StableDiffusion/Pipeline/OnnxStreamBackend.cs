@@ -9,6 +9,7 @@ namespace OnnxStream.StableDiffusion.Pipeline;
 public sealed class OnnxStreamBackend : IInferenceBackend
 {
     private readonly Func<ComponentRole, ModelGraph, InferenceSessionOptions> _options;
+    private readonly ModelLoadOptions? _load;
 
     /// <summary>A backend whose sessions take the options <paramref name="options"/> gives for each component.</summary>
     public OnnxStreamBackend(Func<ComponentRole, InferenceSessionOptions> options)
@@ -17,7 +18,11 @@ public sealed class OnnxStreamBackend : IInferenceBackend
         _options = (role, _) => options(role);
     }
 
-    private OnnxStreamBackend(Func<ComponentRole, ModelGraph, InferenceSessionOptions> options) => _options = options;
+    private OnnxStreamBackend(Func<ComponentRole, ModelGraph, InferenceSessionOptions> options, ModelLoadOptions load)
+    {
+        _options = options;
+        _load = load;
+    }
 
     /// <summary>
     /// The session options of a memory profile: <see cref="MemoryProfile.LowMemory"/> streams every weight with
@@ -39,6 +44,7 @@ public sealed class OnnxStreamBackend : IInferenceBackend
     {
         ArgumentNullException.ThrowIfNull(options);
         var (profile, threads, report, rangeData) = (options.MemoryProfile, options.Threads, options.OperationCompleted, options.DecoderRangeDataPath);
+        var allowOutside = options.AllowWeightsOutsideModelFolder;
         return new((role, graph) =>
         {
             var session = new InferenceSessionOptions
@@ -48,6 +54,7 @@ public sealed class OnnxStreamBackend : IInferenceBackend
                 Attention = profile == MemoryProfile.LowMemory ? AttentionMode.Sliced : AttentionMode.Fused,
                 AttentionSlices = 16,
                 OperationCompleted = report is null ? null : trace => report(role, trace),
+                AllowWeightsOutsideModelFolder = allowOutside,
             };
             if (role == ComponentRole.VaeDecoder && graph.Nodes.Any(n => n.Inputs.Any(i => i is { IsWeight: true, Quantization: not null })))
             {
@@ -55,17 +62,17 @@ public sealed class OnnxStreamBackend : IInferenceBackend
                 if (File.Exists(ranges))
                 {
                     session.ActivationQuantization = ActivationQuantization.Static;
-                    session.RangeDataPath = ranges;
+                    session.RangeDataPath = rangeData; // null: the session reads the folder's, checked to be in it
                 }
             }
             return session;
-        });
+        }, new ModelLoadOptions { AllowWeightsOutsideModelFolder = allowOutside });
     }
 
     /// <inheritdoc />
     public IComponentModel Open(string modelPath, ComponentRole role, IReadOnlyDictionary<string, int[]>? inputShapes = null)
     {
-        var graph = inputShapes is null ? ModelLoader.Load(modelPath) : ModelLoader.Load(modelPath, inputShapes);
+        var graph = inputShapes is null ? ModelLoader.Load(modelPath, _load) : ModelLoader.Load(modelPath, inputShapes, _load);
         return new Model(new InferenceSession(graph, _options(role, graph)));
     }
 

@@ -107,6 +107,12 @@ public sealed class StableDiffusionOptions
     public int Threads { get; set; } = Environment.ProcessorCount;
 
     /// <summary>
+    /// Let the component models read files outside their folders (default false; see
+    /// <see cref="Graph.ModelLoadOptions.AllowWeightsOutsideModelFolder"/>). Used by the default OnnxStream backend.
+    /// </summary>
+    public bool AllowWeightsOutsideModelFolder { get; set; }
+
+    /// <summary>
     /// Called after each denoising step, on the generating thread, with the step's latents (e.g. to write previews). Null
     /// (the default) costs nothing.
     /// </summary>

@@ -28,6 +28,13 @@ public sealed class ModelConversionOptions
     /// <c>input_ids</c> → <c>onnx::Reshape_0</c> to match published folders whose exports named it so.
     /// </summary>
     public IDictionary<string, string> Renames { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Let the .onnx's external data come from outside its folder (default false; see
+    /// <see cref="Graph.ModelLoadOptions.AllowWeightsOutsideModelFolder"/>): otherwise a <c>location</c> with <c>../</c>, an
+    /// absolute path or a link out of the folder stops the conversion before any byte of it is copied.
+    /// </summary>
+    public bool AllowWeightsOutsideModelFolder { get; set; }
 }
 
 /// <summary>Where a conversion is: a node has been written.</summary>

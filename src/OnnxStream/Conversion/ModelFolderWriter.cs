@@ -39,7 +39,8 @@ public static class ModelFolderWriter
         ArgumentException.ThrowIfNullOrEmpty(onnxPath);
         ArgumentException.ThrowIfNullOrEmpty(outputFolder);
         options ??= new ModelConversionOptions();
-        var graph = OnnxModelReader.Read(onnxPath, simplify: options.Fold);
+        var graph = OnnxModelReader.Read(onnxPath, simplify: options.Fold,
+            options: new ModelLoadOptions { AllowWeightsOutsideModelFolder = options.AllowWeightsOutsideModelFolder });
         if (options.Fold) graph = FoldWithInferredShapes(graph);
         var rangeData = options.RangeDataPath is { } rangePath ? RangeData.Read(rangePath) : null;
         var shapes = StaticShapeInference.Infer(graph);

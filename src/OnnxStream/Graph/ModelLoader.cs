@@ -13,39 +13,43 @@ public static class ModelLoader
     /// go through the load-time passes (constant folding, static shape inference, dead node removal).
     /// </summary>
     /// <exception cref="ModelFormatException">The model is malformed or uses what is not supported; the message says where.</exception>
+    /// <param name="path">A model folder, a model.txt or a .onnx file.</param>
+    /// <param name="options">Load options; null for the defaults (every file the model names must be in its folder).</param>
+    /// <exception cref="ModelFormatException">The model is malformed, uses what is not supported, or names a file outside its folder; the message says where.</exception>
     /// <exception cref="FileNotFoundException">There is no model at <paramref name="path"/>.</exception>
-    public static ModelGraph Load(string path)
+    public static ModelGraph Load(string path, ModelLoadOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (Directory.Exists(path))
         {
             var onnx = Path.Combine(path, "model.onnx");
             return !File.Exists(Path.Combine(path, "model.txt")) && File.Exists(onnx)
-                ? OnnxModelReader.Read(onnx)
-                : LoadTimePasses.Apply(ModelTextReader.Read(path));
+                ? OnnxModelReader.Read(onnx, options: options)
+                : LoadTimePasses.Apply(ModelTextReader.Read(path, options));
         }
         return path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)
-            ? OnnxModelReader.Read(path)
-            : LoadTimePasses.Apply(ModelTextReader.Read(path));
+            ? OnnxModelReader.Read(path, options: options)
+            : LoadTimePasses.Apply(ModelTextReader.Read(path, options));
     }
 
     /// <summary>
-    /// Loads <paramref name="path"/> as <see cref="Load(string)"/> does, for inputs of other shapes than the
+    /// Loads <paramref name="path"/> as <see cref="Load(string, ModelLoadOptions?)"/> does, for inputs of other shapes than the
     /// model declares (another image size, a batch of two): the named graph inputs get the given shapes, every
     /// other activation forgets its declared shape (it was for the declared inputs), and the load-time passes
     /// then fold and infer everything again from the new shapes.
     /// </summary>
     /// <param name="path">A model folder, a model.txt or a .onnx file.</param>
     /// <param name="inputShapes">Shapes by graph input name (escaped or not); inputs not named keep their declared shape.</param>
-    /// <exception cref="ModelFormatException">The model is malformed, or names an input it does not have.</exception>
-    public static ModelGraph Load(string path, IReadOnlyDictionary<string, int[]> inputShapes)
+    /// <param name="options">Load options; null for the defaults (every file the model names must be in its folder).</param>
+    /// <exception cref="ModelFormatException">The model is malformed, names an input it does not have or a file outside its folder.</exception>
+    public static ModelGraph Load(string path, IReadOnlyDictionary<string, int[]> inputShapes, ModelLoadOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(inputShapes);
         var onnx = Directory.Exists(path) ? Path.Combine(path, "model.onnx") : path;
         var raw = Directory.Exists(path) && !File.Exists(Path.Combine(path, "model.txt")) && File.Exists(onnx) || path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)
-            ? OnnxModelReader.Read(onnx, simplify: false)
-            : ModelTextReader.Read(path);
+            ? OnnxModelReader.Read(onnx, simplify: false, options: options)
+            : ModelTextReader.Read(path, options);
         var shapes = new Dictionary<string, int[]>(StringComparer.Ordinal);
         foreach (var (name, shape) in inputShapes)
         {

@@ -12,12 +12,14 @@ namespace OnnxStream.Graph;
 public static class ModelTextReader
 {
     /// <summary>Reads a model.txt, or the model.txt of a folder.</summary>
-    /// <exception cref="ModelFormatException">The file or a weight file is malformed; the message says where.</exception>
-    public static ModelGraph Read(string path)
+    /// <param name="path">The model.txt or its folder.</param>
+    /// <param name="options">Load options; null for the defaults (weights only inside the model folder).</param>
+    /// <exception cref="ModelFormatException">The file or a weight file is malformed, or a weight is outside the model folder; the message says where.</exception>
+    public static ModelGraph Read(string path, ModelLoadOptions? options = null)
     {
         if (Directory.Exists(path)) path = Path.Combine(path, "model.txt");
         if (!File.Exists(path)) throw new FileNotFoundException($"No model.txt at {path}.", path);
-        var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var folder = ModelFolder.Of(path, options?.AllowWeightsOutsideModelFolder ?? false);
         var nodes = new List<GraphNode>();
         var names = new HashSet<string>();
         var lineNumber = 0;
@@ -42,7 +44,7 @@ public static class ModelTextReader
         return GraphBuilder.Build(path, nodes);
     }
 
-    private static GraphNode ParseLine(string line, string folder, int lineNumber)
+    private static GraphNode ParseLine(string line, ModelFolder folder, int lineNumber)
     {
         var fields = line.Split('*');
         if (fields.Length is < 3 or > 4)
@@ -52,13 +54,13 @@ public static class ModelTextReader
         if (colon < 0 || colon == head.Length - 1) throw new ModelFormatException($"'{head}' is not NAME:OPTYPE");
         var name = colon == 0 ? $"node_{lineNumber}" : head[..colon];
         var opType = head[(colon + 1)..];
-        var inputs = ParseTensorList(fields[1], "input", folder, allowOmitted: true);
-        var outputs = ParseTensorList(fields[2], "output", folder, allowOmitted: false);
+        var inputs = ParseTensorList(fields[1], "input", folder, $"node '{name}'", allowOmitted: true);
+        var outputs = ParseTensorList(fields[2], "output", folder, $"node '{name}'", allowOmitted: false);
         var attributes = fields.Length == 4 ? ParseAttributes(fields[3]) : NodeAttributes.Empty;
         return new GraphNode(name, opType, inputs, outputs!, attributes, "");
     }
 
-    private static TensorDescriptor?[] ParseTensorList(string field, string prefix, string folder, bool allowOmitted)
+    private static TensorDescriptor?[] ParseTensorList(string field, string prefix, ModelFolder folder, string node, bool allowOmitted)
     {
         if (!field.StartsWith(prefix + ":", StringComparison.Ordinal))
             throw new ModelFormatException($"the {prefix} field must start with '{prefix}:'");
@@ -73,12 +75,12 @@ public static class ModelTextReader
                 if (!allowOmitted) throw new ModelFormatException($"{prefix} {i} is empty");
                 continue;
             }
-            result[i] = ParseTensor(parts[i], folder);
+            result[i] = ParseTensor(parts[i], folder, node);
         }
         return result;
     }
 
-    private static TensorDescriptor ParseTensor(string text, string folder)
+    private static TensorDescriptor ParseTensor(string text, ModelFolder folder, string node)
     {
         var open = text.IndexOf('(');
         if (open <= 0 || !text.EndsWith(')'))
@@ -96,7 +98,7 @@ public static class ModelTextReader
         }
         var (type, quantization) = ParseType(inside[..typeEnd], escapedName);
         if (shape.Contains(0)) throw new ModelFormatException($"weight '{escapedName}' has an unknown (0) dimension");
-        var path = Path.Combine(folder, escapedName);
+        var path = folder.Resolve(escapedName, $"{node}, weight '{escapedName}'");
         var expected = Shapes.ElementCount(shape) * type.Size();
         var file = LinkedFile.Info(path);
         if (!file.Exists) throw new ModelFormatException($"weight file {path} is missing");

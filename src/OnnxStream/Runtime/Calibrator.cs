@@ -16,7 +16,8 @@ public static class Calibrator
     /// <inheritdoc cref="Calibrate(ModelGraph, IEnumerable{IReadOnlyDictionary{string, Tensor}}, InferenceSessionOptions?, IProgress{int}?, CancellationToken)"/>
     public static RangeData Calibrate(string modelPath, IEnumerable<IReadOnlyDictionary<string, Tensor>> inputSets,
         InferenceSessionOptions? options = null, IProgress<int>? progress = null, CancellationToken cancellationToken = default) =>
-        Calibrate(ModelLoader.Load(modelPath), inputSets, options, progress, cancellationToken);
+        Calibrate(ModelLoader.Load(modelPath, new ModelLoadOptions { AllowWeightsOutsideModelFolder = options?.AllowWeightsOutsideModelFolder ?? false }),
+            inputSets, options, progress, cancellationToken);
 
     /// <summary>Calibrates <paramref name="graph"/>.</summary>
     /// <param name="graph">The model.</param>

@@ -33,7 +33,7 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Loads a model (a model.txt or a model folder) and prepares to run it.</summary>
     /// <exception cref="ModelFormatException">The model is malformed or uses an unsupported operator.</exception>
     public InferenceSession(string modelPath, IOptions<InferenceSessionOptions> options, OperatorRegistry? registry = null)
-        : this(ModelLoader.Load(modelPath), options.Value, registry)
+        : this(ModelLoader.Load(modelPath, new ModelLoadOptions { AllowWeightsOutsideModelFolder = options.Value.AllowWeightsOutsideModelFolder }), options.Value, registry)
     {
     }
 
@@ -65,7 +65,7 @@ public sealed class InferenceSession : IDisposable
                 throw new ArgumentException($"Activation quantization needs Precision.Float32, not {options.Precision}.", nameof(options));
             _quantizedTensors = options.QuantizedTensors?.Select(name => NameEscaping.TryUnescape(name, out var plain) ? plain : name)
                 .Concat(options.QuantizedTensors).ToHashSet(StringComparer.Ordinal);
-            if (_quantization == ActivationQuantization.Static) _ranges = options.RangeData ?? LoadRangeData(graph, options.RangeDataPath);
+            if (_quantization == ActivationQuantization.Static) _ranges = options.RangeData ?? LoadRangeData(graph, options.RangeDataPath, options.AllowWeightsOutsideModelFolder);
         }
         _pool = XnnThreadPool.Create(Math.Max(1, options.Threads));
         try
@@ -342,9 +342,9 @@ public sealed class InferenceSession : IDisposable
         return wide;
     }
 
-    private static RangeData LoadRangeData(ModelGraph graph, string? path)
+    private static RangeData LoadRangeData(ModelGraph graph, string? path, bool allowOutside)
     {
-        path ??= Path.Combine(Path.GetDirectoryName(Path.GetFullPath(graph.Source)) ?? ".", "range_data.txt");
+        path ??= ModelFolder.Of(graph.Source, allowOutside).Resolve("range_data.txt", $"{graph.Source}: the model's range data");
         return File.Exists(path)
             ? RangeData.Load(path)
             : throw new ArgumentException($"Static activation quantization needs a range_data.txt: {path} does not exist (set RangeData or RangeDataPath, or calibrate one).");

@@ -170,4 +170,11 @@ public sealed class InferenceSessionOptions
 
     /// <summary>A range_data.txt for <see cref="ActivationQuantization.Static"/>, read when <see cref="RangeData"/> is null.</summary>
     public string? RangeDataPath { get; set; }
+
+    /// <summary>
+    /// Let the model read files outside its folder (default false): <see cref="Graph.ModelLoadOptions.AllowWeightsOutsideModelFolder"/>
+    /// where the session or <see cref="Calibrator"/> loads the model from a path, and the model folder's <c>range_data.txt</c>
+    /// (when neither <see cref="RangeData"/> nor <see cref="RangeDataPath"/> is set) may be a link that leads out of it.
+    /// </summary>
+    public bool AllowWeightsOutsideModelFolder { get; set; }
 }

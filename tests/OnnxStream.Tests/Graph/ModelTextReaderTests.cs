@@ -72,11 +72,12 @@ internal sealed class ModelTextReaderTests
     [Test]
     public void Weight_files_behind_symbolic_links_are_measured_by_their_target()
     {
-        var blobs = Directory.CreateDirectory(Path.Combine(_folder, "blobs")).FullName;
+        var repo = Path.Combine(_folder, "models--org--name");
+        var blobs = Directory.CreateDirectory(Path.Combine(repo, "blobs")).FullName;
         File.WriteAllBytes(Path.Combine(blobs, "0123abcd"), new byte[8]);
-        var snapshot = Directory.CreateDirectory(Path.Combine(_folder, "snapshot")).FullName;
-        File.CreateSymbolicLink(Path.Combine(snapshot, "w.bin"), Path.Combine("..", "blobs", "0123abcd"));
-        File.CreateSymbolicLink(Path.Combine(snapshot, "gone.bin"), Path.Combine("..", "blobs", "missing"));
+        var snapshot = Directory.CreateDirectory(Path.Combine(repo, "snapshots", "c0ffee")).FullName;
+        File.CreateSymbolicLink(Path.Combine(snapshot, "w.bin"), Path.Combine("..", "..", "blobs", "0123abcd"));
+        File.CreateSymbolicLink(Path.Combine(snapshot, "gone.bin"), Path.Combine("..", "..", "blobs", "missing"));
         File.WriteAllText(Path.Combine(snapshot, "model.txt"), "a:Relu*input:w.bin(float32:2)*output:y(2)");
         Assert.That(ModelTextReader.Read(snapshot).Nodes[0].Inputs[0]!.Location!.Length, Is.EqualTo(8));
 

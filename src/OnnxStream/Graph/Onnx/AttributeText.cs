@@ -18,7 +18,7 @@ internal static class AttributeText
     /// <summary>Suffix of the companion attribute holding a TENSOR attribute's element type.</summary>
     public const string DTypeSuffix = ".dtype";
 
-    public static NodeAttributes Convert(OnnxNodeRecord node, string onnxPath, Func<string> where)
+    public static NodeAttributes Convert(OnnxNodeRecord node, string onnxPath, ModelFolder folder, Func<string> where)
     {
         if (node.Proto.Attribute.Count == 0) return NodeAttributes.Empty;
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -37,7 +37,7 @@ internal static class AttributeText
                 case AttributeType.Strings: text = string.Join(',', attribute.Strings.Select(s => s.ToStringUtf8())); break;
                 case AttributeType.Tensor:
                     var record = Tensor(node, attribute, where);
-                    var (type, valueText) = TensorValues(record, onnxPath, where(), attribute.Name);
+                    var (type, valueText) = TensorValues(record, onnxPath, folder, where(), attribute.Name);
                     text = valueText;
                     values[attribute.Name + DTypeSuffix] = TypeName(type);
                     break;
@@ -93,9 +93,9 @@ internal static class AttributeText
         _ => "bool",
     };
 
-    private static (ElementType, string) TensorValues(TensorRecord record, string onnxPath, string where, string name)
+    private static (ElementType, string) TensorValues(TensorRecord record, string onnxPath, ModelFolder folder, string where, string name)
     {
-        var weight = TensorMaterializer.ToWeight(record, name, onnxPath);
+        var weight = TensorMaterializer.ToWeight(record, name, onnxPath, folder);
         if (weight is null) return (TensorMaterializer.ElementTypeOf(record.DataType)!.Value, "");
         var bytes = WeightBytes.Read(weight, where);
         var type = weight.WeightType!.Value;

@@ -20,11 +20,13 @@ internal static class OnnxModelReader
     /// false: the graph as the file has it, in file order (Identity, Dropout and shape arithmetic kept; only
     /// Constant nodes become weights), which is what a converter reproducing the original needs.
     /// </param>
-    /// <exception cref="ModelFormatException">The file is malformed, truncated or uses what is not supported; the message says where.</exception>
-    public static ModelGraph Read(string path, OperatorRegistry? registry = null, bool simplify = true)
+    /// <param name="options">Load options; null for the defaults (external data only inside the model's folder).</param>
+    /// <exception cref="ModelFormatException">The file is malformed, truncated, uses what is not supported or names external data outside its folder; the message says where.</exception>
+    public static ModelGraph Read(string path, OperatorRegistry? registry = null, bool simplify = true, ModelLoadOptions? options = null)
     {
         path = Path.GetFullPath(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"No ONNX model at {path}.", path);
+        var folder = ModelFolder.Of(path, options?.AllowWeightsOutsideModelFolder ?? false);
         registry ??= OperatorRegistry.Default;
         var contents = OnnxFileParser.Parse(path);
         var fileName = Path.GetFileName(path);
@@ -84,7 +86,7 @@ internal static class OnnxModelReader
         TensorDescriptor? Weight(string name)
         {
             if (!weights.TryGetValue(name, out var weight))
-                weights[name] = weight = TensorMaterializer.ToWeight(constants[name], name, path);
+                weights[name] = weight = TensorMaterializer.ToWeight(constants[name], name, path, folder);
             return weight;
         }
 
@@ -140,7 +142,7 @@ internal static class OnnxModelReader
             for (var k = 0; k < outputCount; k++)
                 outputs[k] = Activation(proto.Output[k].Length > 0 ? proto.Output[k] : $"{nodeNames[node.Index]}:unused_output_{k}");
 
-            nodes.Add(new GraphNode(nodeNames[node.Index], proto.OpType, inputs, outputs, AttributeText.Convert(node, path, where),
+            nodes.Add(new GraphNode(nodeNames[node.Index], proto.OpType, inputs, outputs, AttributeText.Convert(node, path, folder, where),
                 $"{fileName} node #{node.Index} '{nodeNames[node.Index]}'"));
         }
 

@@ -36,7 +36,7 @@ internal static class TensorMaterializer
     /// The weight named <paramref name="name"/> holding <paramref name="record"/>'s data, or null when the
     /// tensor has no elements (an empty tensor: consumers see an omitted input).
     /// </summary>
-    public static TensorDescriptor? ToWeight(TensorRecord record, string name, string onnxPath)
+    public static TensorDescriptor? ToWeight(TensorRecord record, string name, string onnxPath, ModelFolder folder)
     {
         string where() => $"{onnxPath}: {record.Origin()}";
         var isDouble = record.DataType == (int)TensorProto.Types.DataType.Double;
@@ -71,7 +71,7 @@ internal static class TensorMaterializer
 
         if (record.IsExternal)
         {
-            var (file, offset, length) = ExternalRange(record, expected, onnxPath, where());
+            var (file, offset, length) = ExternalRange(record, expected, folder, where());
             return isDouble ? Inline(ReadFile(file, offset, (int)length)) : Weight(new WeightLocation(file, offset, length));
         }
         if (record.RawBytes is { } raw)
@@ -96,7 +96,7 @@ internal static class TensorMaterializer
     private static ModelFormatException SizeMismatch(string where, long bytes, ElementType type, int[] shape, long expected, bool isDouble) =>
         new($"{where}: raw_data holds {bytes} bytes; {(isDouble ? "DOUBLE" : type.ToString())} [{string.Join(',', shape)}] needs {expected}");
 
-    private static (string File, long Offset, long Length) ExternalRange(TensorRecord record, long expected, string onnxPath, string where)
+    private static (string File, long Offset, long Length) ExternalRange(TensorRecord record, long expected, ModelFolder folder, string where)
     {
         string? location = null;
         long offset = 0, length = expected;
@@ -116,10 +116,9 @@ internal static class TensorMaterializer
             }
         }
         if (string.IsNullOrEmpty(location)) throw new ModelFormatException($"{where}: external data has no 'location'");
-        var folder = Path.GetDirectoryName(Path.GetFullPath(onnxPath))!;
-        var file = Path.GetFullPath(Path.Combine(folder, location));
         if (length != expected)
             throw new ModelFormatException($"{where}: external data length {length} bytes; [{string.Join(',', record.Dims)}] of {DataTypeName(record.DataType)} needs {expected}");
+        var file = folder.Resolve(location, $"{where}: external data");
         var info = LinkedFile.Info(file);
         if (!info.Exists) throw new ModelFormatException($"{where}: external data file {file} is missing");
         if (offset + length > info.Length)
