@@ -110,7 +110,7 @@ internal sealed class OnnxModelReaderTests
         var side = new byte[16 + 24 + 8];
         Bytes(values).CopyTo(side, 16);
         File.WriteAllBytes(Path.Combine(_folder, "weights.bin"), side);
-        var path = Consuming(External("w", "weights.bin", 16, 24, 2, 3)).Save(_folder);
+        var path = Consuming(OnnxTestModel.External("w", "weights.bin", 16, 24, 2, 3)).Save(_folder);
 
         var weight = WeightInput(ModelLoader.Load(path), "w");
 
@@ -123,24 +123,14 @@ internal sealed class OnnxModelReaderTests
     [Test]
     public void A_missing_or_short_external_file_is_an_error_naming_the_file_and_tensor()
     {
-        var path = Consuming(External("the_weight", "absent.bin", 0, 24, 2, 3)).Save(_folder);
+        var path = Consuming(OnnxTestModel.External("the_weight", "absent.bin", 0, 24, 2, 3)).Save(_folder);
         var missing = Assert.Throws<ModelFormatException>(() => ModelLoader.Load(path))!;
         Assert.That(missing.Message, Does.Contain(Path.Combine(_folder, "absent.bin")).And.Contain("the_weight").And.Contain("missing"));
 
         File.WriteAllBytes(Path.Combine(_folder, "short.bin"), new byte[30]);
-        path = Consuming(External("short_weight", "short.bin", 8, 24, 2, 3)).Save(_folder);
+        path = Consuming(OnnxTestModel.External("short_weight", "short.bin", 8, 24, 2, 3)).Save(_folder);
         var shortFile = Assert.Throws<ModelFormatException>(() => ModelLoader.Load(path))!;
         Assert.That(shortFile.Message, Does.Contain(Path.Combine(_folder, "short.bin")).And.Contain("short_weight").And.Contain("30 bytes"));
-    }
-
-    private static TensorProto External(string name, string location, long offset, long length, params long[] dims)
-    {
-        var tensor = new TensorProto { Name = name, DataType = (int)DataType.Float, DataLocation = TensorProto.Types.DataLocation.External };
-        tensor.Dims.AddRange(dims);
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString() });
-        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString() });
-        return tensor;
     }
 
     [Test]

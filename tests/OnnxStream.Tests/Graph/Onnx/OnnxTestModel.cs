@@ -56,6 +56,17 @@ internal sealed class OnnxTestModel
 
     public static TensorProto Int64s(string name, long[] values, params long[] dims) => Raw(name, values, TensorProto.Types.DataType.Int64, dims);
 
+    /// <summary>A float tensor whose data is bytes <paramref name="offset"/>.. of the external data file <paramref name="location"/>.</summary>
+    public static TensorProto External(string name, string location, long offset, long length, params long[] dims)
+    {
+        var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float, DataLocation = TensorProto.Types.DataLocation.External };
+        tensor.Dims.AddRange(dims);
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = location });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        tensor.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = length.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        return tensor;
+    }
+
     public static AttributeProto Int(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
 
     public static AttributeProto Ints(string name, params long[] values)
