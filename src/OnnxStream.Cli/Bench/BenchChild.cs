@@ -27,7 +27,8 @@ internal static class BenchChild
         var runs = new Option<int>("--runs") { DefaultValueFactory = _ => 1 };
         var threads = new Option<int>("--threads") { DefaultValueFactory = _ => Environment.ProcessorCount };
         var trace = new Option<bool>("--trace");
-        var command = new Command(Verb, "Measure one configuration (started by bench).") { engine, mode, model, inputs, runs, threads, trace };
+        var allowOutside = AllowOutsideWeightsOption.Create();
+        var command = new Command(Verb, "Measure one configuration (started by bench).") { engine, mode, model, inputs, runs, threads, trace, allowOutside };
         command.Hidden = true;
         command.SetAction(result =>
         {
@@ -35,14 +36,14 @@ internal static class BenchChild
             var files = (result.GetValue(inputs) ?? []).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
             var measurement = benchMode.Engine == BenchEngine.Ort
                 ? MeasureOrt(benchMode, result.GetValue(model)!, files, result.GetValue(runs), result.GetValue(threads), result.GetValue(trace))
-                : MeasureOnnxStream(benchMode, result.GetValue(model)!, files, result.GetValue(runs), result.GetValue(threads), result.GetValue(trace));
+                : MeasureOnnxStream(benchMode, result.GetValue(model)!, files, result.GetValue(runs), result.GetValue(threads), result.GetValue(trace), result.GetValue(allowOutside));
             Console.WriteLine(BenchJson.ToResultLine(measurement));
             return 0;
         });
         return command;
     }
 
-    private static BenchMeasurement MeasureOnnxStream(BenchMode mode, string model, Dictionary<string, string> files, int runs, int threads, bool trace)
+    private static BenchMeasurement MeasureOnnxStream(BenchMode mode, string model, Dictionary<string, string> files, int runs, int threads, bool trace, bool allowOutside)
     {
         var inputAllocator = new NativeAllocator();
         var tensors = files.ToDictionary(f => f.Key, f => NpyFile.Read(f.Value, inputAllocator));
@@ -53,7 +54,7 @@ internal static class BenchChild
             options.Trace = trace;
             var baseline = ProcessMemory.CurrentRssBytes();
             var load = Stopwatch.StartNew();
-            using var session = new Runtime.InferenceSession(Graph.ModelLoader.Load(model), options);
+            using var session = new Runtime.InferenceSession(Graph.ModelLoader.Load(model, new Graph.ModelLoadOptions { AllowWeightsOutsideModelFolder = allowOutside }), options);
             var loadSeconds = load.Elapsed.TotalSeconds;
             if (session.Precision != options.Precision)
                 Console.Error.WriteLine($"notice: no float16 kernels on this CPU: {mode.Name} runs as {session.Precision}.");

@@ -38,8 +38,9 @@ internal static class BenchCommand
         };
         var seed = new Option<int>("--seed") { Description = "Seed of the random inputs.", DefaultValueFactory = _ => 0 };
         var trace = new Option<bool>("--trace") { Description = "Also report the time per operator type (this engine's trace, ONNX Runtime's profiler)." };
+        var allowOutside = AllowOutsideWeightsOption.Create();
         var command = new Command("bench", "Compare this engine with ONNX Runtime on a model: time per run, peak RSS, ratios.")
-            { model, onnxStreamModel, engine, modes, runs, rounds, threads, json, chart, markdown, title, inputs, seed, trace };
+            { model, onnxStreamModel, engine, modes, runs, rounds, threads, json, chart, markdown, title, inputs, seed, trace, allowOutside };
         command.SetAction((result, cancellationToken) =>
         {
             var settings = new BenchSettings
@@ -54,6 +55,7 @@ internal static class BenchCommand
                 Inputs = ParsePairs(result.GetValue(inputs)),
                 Seed = result.GetValue(seed),
                 Trace = result.GetValue(trace),
+                AllowOutsideWeights = result.GetValue(allowOutside),
             };
             var report = Run(settings, Console.Out, cancellationToken);
             Console.WriteLine();
@@ -113,7 +115,7 @@ internal static class BenchCommand
         var folder = Directory.CreateTempSubdirectory("onnxstream-bench");
         try
         {
-            var inputs = BenchInputs.Write(Graph.ModelLoader.Load(settings.Model), folder.FullName, settings.Seed, settings.Inputs);
+            var inputs = BenchInputs.Write(Graph.ModelLoader.Load(settings.Model, new Graph.ModelLoadOptions { AllowWeightsOutsideModelFolder = settings.AllowOutsideWeights }), folder.FullName, settings.Seed, settings.Inputs);
             // Round-robin (A B C A B C): each configuration meets the same mix of other processes' load.
             var rounds = configurations.Select(_ => new List<BenchMeasurement>()).ToList();
             var inOrder = new List<BenchMeasurement>();
@@ -162,6 +164,7 @@ internal static class BenchCommand
             start.ArgumentList.Add($"{name}={file}");
         }
         if (settings.Trace) start.ArgumentList.Add("--trace");
+        if (settings.AllowOutsideWeights) start.ArgumentList.Add("--allow-outside-weights");
 
         using var child = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {fileName}.");
         var output = new List<string>();
@@ -254,4 +257,7 @@ internal sealed record BenchSettings
 
     /// <summary>Whether to record time per operator type.</summary>
     public bool Trace { get; init; }
+
+    /// <summary>Let this engine's model read files outside its folder (<c>--allow-outside-weights</c>).</summary>
+    public bool AllowOutsideWeights { get; init; }
 }

@@ -33,11 +33,13 @@ internal sealed partial class HubClient : IDisposable
     private readonly HttpClient _http;
     private readonly string _endpoint;
     private readonly string? _token;
+    private readonly HubDownloadOptions _options;
 
     public HubClient(HubDownloadOptions options)
     {
         _endpoint = ParseEndpoint(options.Endpoint);
         _token = options.Token;
+        _options = options;
         RequestTimeout = options.RequestTimeout;
         _http = new HttpClient(new SocketsHttpHandler { AutomaticDecompression = DecompressionMethods.None, ConnectTimeout = RequestTimeout })
         {
@@ -63,18 +65,43 @@ internal sealed partial class HubClient : IDisposable
     /// <summary>The revision's commit and files.</summary>
     /// <exception cref="HttpRequestException">The hub could not be reached.</exception>
     /// <exception cref="TransientHubException">A timeout or a server error.</exception>
-    /// <exception cref="HubDownloadException">The hub refused (the repository is missing, private or gated) or answered something else than a listing.</exception>
+    /// <exception cref="HubDownloadException">The hub refused (the repository is missing, private or gated), answered something else
+    /// than a listing, or a listing beyond <see cref="HubDownloadOptions.MaxListingBytes"/>, <see cref="HubDownloadOptions.MaxFiles"/>
+    /// or <see cref="HubDownloadOptions.ListingTimeout"/>.</exception>
     public async Task<HubListing> ListAsync(string repoId, string revision, CancellationToken cancellationToken)
     {
         var address = $"{_endpoint}/api/models/{EscapePath(repoId)}/revision/{Uri.EscapeDataString(revision)}?blobs=true";
-        using var guard = new StallGuard(RequestTimeout, cancellationToken);
+        using var whole = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        whole.CancelAfter(_options.ListingTimeout);
+        using var guard = new StallGuard(RequestTimeout, whole.Token);
         try
         {
             using var response = await SendAsync(address, null, guard.Token).ConfigureAwait(false);
             ThrowOnFailure(response, $"{repoId} (revision {revision})", address);
-            await using var body = await response.Content.ReadAsStreamAsync(guard.Token).ConfigureAwait(false);
-            using var json = await JsonDocument.ParseAsync(body, cancellationToken: guard.Token).ConfigureAwait(false);
-            return ParseListing(json.RootElement, repoId, address);
+            var limit = _options.MaxListingBytes;
+            HubDownloadException TooLarge(string size) =>
+                new($"The listing of {repoId} from {address} is {size} bytes, more than the {limit} allowed (HubDownloadOptions.MaxListingBytes).");
+            if (response.Content.Headers.ContentLength is { } declared && declared > limit) throw TooLarge(declared.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            using var listing = new MemoryStream();
+            await using (var body = await response.Content.ReadAsStreamAsync(guard.Token).ConfigureAwait(false))
+            {
+                var buffer = new byte[64 * 1024];
+                int read;
+                while ((read = await body.ReadAsync(buffer, guard.Token).ConfigureAwait(false)) > 0)
+                {
+                    if (listing.Length + read > limit) throw TooLarge("over " + limit);
+                    listing.Write(buffer, 0, read);
+                    guard.Restart();
+                }
+            }
+            listing.Position = 0;
+            using var json = JsonDocument.Parse(listing);
+            return ParseListing(json.RootElement, repoId, address, _options.MaxFiles);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested && whole.IsCancellationRequested)
+        {
+            throw new HubDownloadException($"The listing of {repoId} from {address} took longer than {_options.ListingTimeout.TotalSeconds:0.###} s " +
+                                           "(HubDownloadOptions.ListingTimeout).", e);
         }
         catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
         {
@@ -117,13 +144,14 @@ internal sealed partial class HubClient : IDisposable
         return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
     }
 
-    private static HubListing ParseListing(JsonElement root, string repoId, string address)
+    private static HubListing ParseListing(JsonElement root, string repoId, string address, int maxFiles)
     {
         HubDownloadException Invalid(string what) => new($"The listing of {repoId} from {address} {what}.");
         if (root.ValueKind != JsonValueKind.Object) throw Invalid("is not a JSON object");
         var commit = root.TryGetProperty("sha", out var sha) && sha.ValueKind == JsonValueKind.String ? sha.GetString()! : throw Invalid("gives no commit (sha)");
         if (!SafeName().IsMatch(commit)) throw Invalid($"gives a commit '{commit}' that is not a plain name");
         if (!root.TryGetProperty("siblings", out var siblings) || siblings.ValueKind != JsonValueKind.Array) throw Invalid("lists no files (siblings)");
+        if (siblings.GetArrayLength() > maxFiles) throw Invalid($"lists {siblings.GetArrayLength()} files, more than the {maxFiles} allowed (HubDownloadOptions.MaxFiles)");
         var files = new List<HubFile>();
         foreach (var sibling in siblings.EnumerateArray())
         {

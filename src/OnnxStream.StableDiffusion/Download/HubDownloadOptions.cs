@@ -59,6 +59,36 @@ public sealed class HubDownloadOptions
     /// <summary>Wait before the first retry (default 1 s), doubled before each later one.</summary>
     public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// The longest a repository's listing may be, in bytes (default 16 MiB; a repository of 20,000 files lists in about 6 MiB).
+    /// A longer one is an error at once, whatever its Content-Length claims, so an endless answer cannot fill the memory.
+    /// </summary>
+    public long MaxListingBytes { get; set; } = 16L << 20;
+
+    /// <summary>
+    /// The most files a repository may list (default 20,000; the published OnnxStream repositories hold a few thousand).
+    /// More is an error before anything is downloaded or linked: each listed file becomes an entry in the snapshot folder.
+    /// </summary>
+    public int MaxFiles { get; set; } = 20_000;
+
+    /// <summary>
+    /// The longest the listing may take from request to last byte (default 2 min), however steadily its bytes arrive
+    /// (<see cref="RequestTimeout"/> bounds each wait). Exceeding it is an error, not retried.
+    /// </summary>
+    public TimeSpan ListingTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// The longest a whole <see cref="HubDownloader.DownloadAsync"/> may take, listing and files (default 24 h;
+    /// <see cref="Timeout.InfiniteTimeSpan"/> for no limit). Exceeding it is an error; what arrived stays and resumes next time.
+    /// </summary>
+    public TimeSpan DownloadTimeout { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>
+    /// Before downloading, check that the cache's disk has room for the listed sizes of the files still to fetch (default
+    /// true): a listing that claims more than the free space is an error naming both, before any byte is written.
+    /// </summary>
+    public bool CheckFreeSpace { get; set; } = true;
+
     private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 
     private static string DefaultCacheDirectory(Func<string, string?> variable)

@@ -31,6 +31,11 @@ public sealed partial class HubDownloader
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxAttempts, 1, nameof(options.MaxAttempts));
         ArgumentOutOfRangeException.ThrowIfLessThan(_options.RetryDelay, TimeSpan.Zero, nameof(options.RetryDelay));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(_options.RequestTimeout, TimeSpan.Zero, nameof(options.RequestTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxListingBytes, 1, nameof(options.MaxListingBytes));
+        ArgumentOutOfRangeException.ThrowIfLessThan(_options.MaxFiles, 1, nameof(options.MaxFiles));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(_options.ListingTimeout, TimeSpan.Zero, nameof(options.ListingTimeout));
+        if (_options.DownloadTimeout <= TimeSpan.Zero && _options.DownloadTimeout != Timeout.InfiniteTimeSpan)
+            throw new ArgumentOutOfRangeException(nameof(options.DownloadTimeout), _options.DownloadTimeout, "must be positive, or Timeout.InfiniteTimeSpan");
         HubClient.ParseEndpoint(_options.Endpoint);
     }
 
@@ -48,13 +53,32 @@ public sealed partial class HubDownloader
     /// <param name="progress">Told as files start, advance and finish (from several threads; see <see cref="HubDownloadProgress"/>).</param>
     /// <param name="cancellationToken">Stops the download; finished files stay in the cache, partial ones resume next time.</param>
     /// <exception cref="HubDownloadException">The hub cannot be reached (and the cache has no snapshot of the revision), refuses,
-    /// or serves a file that does not match its listing; or, offline, the cache lacks the revision.</exception>
+    /// serves a file that does not match its listing or a listing beyond the options' limits; the files need more than the free
+    /// disk space; the download takes longer than <see cref="HubDownloadOptions.DownloadTimeout"/>; or, offline, the cache
+    /// lacks the revision.</exception>
     public async Task<HubSnapshot> DownloadAsync(string repoId, HubDownloadMode mode = HubDownloadMode.Auto, IReadOnlyList<string>? include = null,
         string revision = "main", IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         if (!RepoId().IsMatch(repoId)) throw new ArgumentException($"'{repoId}' is not a repository id (ORG/NAME).", nameof(repoId));
         if (revision.Length == 0 || revision.Contains('\\') || revision.Split('/').Any(part => part is "" or "." or ".."))
             throw new ArgumentException($"'{revision}' is not a revision (a branch, tag or commit).", nameof(revision));
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.DownloadTimeout);
+        try
+        {
+            return await DownloadWithinAsync(repoId, mode, include, revision, progress, deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new HubDownloadException($"{repoId} (revision {revision}) from {_options.Endpoint}: the download took longer than " +
+                                           $"{_options.DownloadTimeout.TotalSeconds:0.###} s (HubDownloadOptions.DownloadTimeout); what arrived stays in the cache and resumes next time.", e);
+        }
+    }
+
+    /// <summary><see cref="DownloadAsync"/>, stopped by <paramref name="cancellationToken"/> (the caller's or the whole download's deadline).</summary>
+    private async Task<HubSnapshot> DownloadWithinAsync(string repoId, HubDownloadMode mode, IReadOnlyList<string>? include, string revision,
+        IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
+    {
         var cache = new HubCache(_options.CacheDirectory, repoId);
         if (mode == HubDownloadMode.Never || _options.Offline)
             return FromCache(cache, repoId, revision, mode == HubDownloadMode.Never ? "downloads are off" : "HF_HUB_OFFLINE is set", notice: null);
@@ -81,6 +105,7 @@ public sealed partial class HubDownloader
                                            $"matches {string.Join(", ", include ?? [])}.");
         // Files with the same bytes share one blob: each blob is fetched once.
         var blobs = files.Where(f => mode == HubDownloadMode.Force || !cache.HasBlob(f)).DistinctBy(f => f.BlobName).ToList();
+        if (_options.CheckFreeSpace) CheckFreeSpace(cache, repoId, blobs);
         var tracker = new Tracker(progress, blobs.Count, blobs.Sum(f => f.Size));
         Directory.CreateDirectory(Path.Combine(cache.RepoFolder, "blobs"));
         var downloads = Parallel.ForEachAsync(blobs, new ParallelOptions { MaxDegreeOfParallelism = _options.MaxParallelDownloads, CancellationToken = cancellationToken },
@@ -237,6 +262,22 @@ public sealed partial class HubDownloader
         {
             throw guard.Timeout(address, e);
         }
+    }
+
+    /// <summary>Fails when the listed sizes of <paramref name="blobs"/> (less what their <c>.incomplete</c> files hold) exceed the cache disk's free space.</summary>
+    private static void CheckFreeSpace(HubCache cache, string repoId, List<HubFile> blobs)
+    {
+        Int128 needed = 0;
+        foreach (var file in blobs)
+        {
+            var partial = new FileInfo(cache.IncompletePath(file));
+            needed += file.Size - (partial.Exists ? Math.Min(partial.Length, file.Size) : 0);
+        }
+        Directory.CreateDirectory(cache.RepoFolder);
+        var free = new DriveInfo(cache.RepoFolder).AvailableFreeSpace;
+        if (needed > free)
+            throw new HubDownloadException($"{repoId}: the {blobs.Count} file(s) to download take {needed} bytes ({(double)needed / (1 << 30):0.##} GiB) as listed, " +
+                                           $"but the disk of {cache.RepoFolder} has {free} bytes free. Free some space, or set HF_HUB_CACHE to a cache on a larger disk.");
     }
 
     private static bool IsTransient(Exception e) => e is TransientHubException or HttpRequestException or (IOException and not HubDownloadException);

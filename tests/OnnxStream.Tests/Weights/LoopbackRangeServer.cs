@@ -25,6 +25,10 @@ internal enum Misbehavior
     Stall,
     /// <summary>The right status, headers and length, every byte of the body inverted.</summary>
     CorruptBody,
+    /// <summary>200 without a Content-Length: the file, then spaces without end (until the client leaves or 10 s pass).</summary>
+    Endless,
+    /// <summary>200 without a Content-Length: the file a byte every 50 ms (bytes keep coming; the whole takes long).</summary>
+    Trickle,
 }
 
 /// <summary>A request as the server saw it.</summary>
@@ -207,6 +211,20 @@ internal sealed class LoopbackRangeServer : IDisposable
                 await stream.WriteAsync(body[..(body.Length / 2)], token);
                 await stream.FlushAsync(token);
                 break; // closing now leaves the body short
+            case Misbehavior.Endless:
+                await WriteHeadAsync(stream, "200 OK", null, null, token);
+                await stream.WriteAsync(file, token);
+                var spaces = new byte[64 * 1024];
+                Array.Fill(spaces, (byte)' ');
+                while (true) await stream.WriteAsync(spaces, token);
+            case Misbehavior.Trickle:
+                await WriteHeadAsync(stream, "200 OK", null, null, token);
+                for (var i = 0; i < file.Length; i++)
+                {
+                    await stream.WriteAsync(file.AsMemory(i, 1), token);
+                    await Task.Delay(50, token);
+                }
+                break;
             case Misbehavior.CorruptBody:
                 await WriteHeadAsync(stream, status, body.Length, contentRange, token);
                 await stream.WriteAsync(body.ToArray().Select(b => (byte)~b).ToArray(), token);
@@ -218,9 +236,11 @@ internal sealed class LoopbackRangeServer : IDisposable
         }
     }
 
-    private static Task WriteHeadAsync(NetworkStream stream, string status, long contentLength, string? extra, CancellationToken token)
+    /// <summary>The status line and headers; a null <paramref name="contentLength"/> leaves the body's end to the connection's close.</summary>
+    private static Task WriteHeadAsync(NetworkStream stream, string status, long? contentLength, string? extra, CancellationToken token)
     {
-        var head = $"HTTP/1.1 {status}\r\nContent-Length: {contentLength}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n" +
+        var length = contentLength is null ? "" : $"Content-Length: {contentLength}\r\n";
+        var head = $"HTTP/1.1 {status}\r\n{length}Accept-Ranges: bytes\r\nConnection: close\r\n" +
                    (extra is null ? "" : extra + "\r\n") + "\r\n";
         return stream.WriteAsync(Encoding.ASCII.GetBytes(head), token).AsTask();
     }
