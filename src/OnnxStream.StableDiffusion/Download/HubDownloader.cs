@@ -273,8 +273,16 @@ public sealed partial class HubDownloader
             var partial = new FileInfo(cache.IncompletePath(file));
             needed += file.Size - (partial.Exists ? Math.Min(partial.Length, file.Size) : 0);
         }
-        Directory.CreateDirectory(cache.RepoFolder);
-        var free = new DriveInfo(cache.RepoFolder).AvailableFreeSpace;
+        long free;
+        try
+        {
+            Directory.CreateDirectory(cache.RepoFolder);
+            free = new DriveInfo(cache.RepoFolder).AvailableFreeSpace;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            return; // a file system that cannot say: the download fails as the disk fills, as before
+        }
         if (needed > free)
             throw new HubDownloadException($"{repoId}: the {blobs.Count} file(s) to download take {needed} bytes ({(double)needed / (1 << 30):0.##} GiB) as listed, " +
                                            $"but the disk of {cache.RepoFolder} has {free} bytes free. Free some space, or set HF_HUB_CACHE to a cache on a larger disk.");

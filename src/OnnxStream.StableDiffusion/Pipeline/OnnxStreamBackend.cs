@@ -11,7 +11,11 @@ public sealed class OnnxStreamBackend : IInferenceBackend
     private readonly Func<ComponentRole, ModelGraph, InferenceSessionOptions> _options;
     private readonly ModelLoadOptions? _load;
 
-    /// <summary>A backend whose sessions take the options <paramref name="options"/> gives for each component.</summary>
+    /// <summary>
+    /// A backend whose sessions take the options <paramref name="options"/> gives for each component. Models load with the
+    /// default <see cref="ModelLoadOptions"/> (files only inside their folders); <see cref="For"/> follows
+    /// <see cref="StableDiffusionOptions.AllowWeightsOutsideModelFolder"/>.
+    /// </summary>
     public OnnxStreamBackend(Func<ComponentRole, InferenceSessionOptions> options)
     {
         ArgumentNullException.ThrowIfNull(options);

@@ -43,7 +43,7 @@ internal sealed class ModelFolder
         {
             throw new ModelFormatException($"{what}: file '{name}' ({path}) cannot be resolved: {e.Message}", e);
         }
-        if (!_roots.Any(root => real.StartsWith(Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar, PathComparison)))
+        if (!_roots.Any(root => real.StartsWith(Path.EndsInDirectorySeparator(root) ? root : root + Path.DirectorySeparatorChar, PathComparison)))
             throw new ModelFormatException($"{what}: file '{name}' is {real}, outside the model folder {_roots[0]}. A model reads only files in its " +
                                            "folder; allow others only for a model you trust (ModelLoadOptions.AllowWeightsOutsideModelFolder, --allow-outside-weights).");
         return path;
