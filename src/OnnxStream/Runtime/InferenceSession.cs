@@ -363,7 +363,7 @@ public sealed class InferenceSession : IDisposable
         if (graph.Nodes.Any(n => !n.Outputs.Any(o => outputs.Contains(o.Name)) && ranges.QuantizationOf(n.Name) is not null)) return ranges;
         var source = options.RangeData is null ? path : "InferenceSessionOptions.RangeData";
         var reason = ranges.Count == 0 ? "holds no range"
-            : ranges.Names.All(n => ranges.QuantizationOf(n) is null) ? "holds only empty ranges (min = max = 0)"
+            : ranges.Names.All(n => ranges.QuantizationOf(n) is null) ? "holds only empty ranges (min = max = 0, or too narrow to encode)"
             : "names no operation whose output it would quantize (graph outputs stay float)";
         throw new ModelFormatException($"{source}: {reason}: static activation quantization would quantize nothing.");
     }

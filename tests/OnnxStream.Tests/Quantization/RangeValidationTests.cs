@@ -71,6 +71,7 @@ internal sealed class RangeValidationTests
     [TestCase("", "holds no range")]
     [TestCase("add,0,0\r\nmul,0,0\r\n", "only empty ranges")]
     [TestCase("\n\n", "holds no range")]
+    [TestCase("add,-1e-40,1e-40\n", "only empty ranges")]
     [TestCase("other,-1,1\n", "names no operation")]
     [TestCase("mul,-1,1\n", "names no operation")]
     public void A_range_file_that_would_quantize_nothing_is_an_error_naming_it(string text, string reason)

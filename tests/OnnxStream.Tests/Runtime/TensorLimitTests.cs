@@ -73,6 +73,14 @@ internal sealed class TensorLimitTests
     }
 
     [Test]
+    public void Expand_to_a_huge_shape_is_an_error_naming_it_in_info_and_session()
+    {
+        var graph = Load([100000, 100000], "exp:Expand*input:x(1);dims.bin(int64:2)*output:e()", "add:Add*input:x(1);e()*output:out()");
+        AssertRefused(() => ModelSummary.Of(graph), "'exp'", "'e'");
+        AssertRefused(() => new InferenceSession(graph).Dispose(), "'exp'", "'e'");
+    }
+
+    [Test]
     public void Tile_with_huge_repeats_is_an_error_naming_it_in_info_and_session()
     {
         var graph = Load([1000000, 1000000], "tile:Tile*input:x(2,2);dims.bin(int64:2)*output:out()");
