@@ -11,7 +11,7 @@ namespace OnnxStream.Graph;
 /// <param name="ParameterCount">Elements of all weights.</param>
 /// <param name="ParameterBytes">Bytes of all weights as stored.</param>
 /// <param name="PeakScheduleBytes">
-/// The most bytes held at once by the schedule of a session with default options (the graph with its fusions and in its
+/// The most bytes held at once by the schedule of a session with the given options (the graph with its fusions and in its
 /// order: see <see cref="Runtime.InferenceSessionOptions"/>): live activations (as float32 when their type is known only
 /// at run time) plus the running operation's weights, outputs and scratch (<see cref="Operators.IOperator.ScratchBytes"/>); an
 /// output written over an input that dies with its operation (see <see cref="Operators.IOperator.WritesOverInput"/>) takes no more.
@@ -21,16 +21,22 @@ namespace OnnxStream.Graph;
 public sealed record ModelSummary(IReadOnlyList<(string OpType, int Count)> OperatorCounts, long ParameterCount, long ParameterBytes,
     long PeakScheduleBytes, string PeakNode, int UnknownShapes)
 {
-    /// <summary>Summarizes <paramref name="graph"/>.</summary>
-    public static ModelSummary Of(ModelGraph graph)
+    /// <summary>Summarizes <paramref name="graph"/> as a session with <paramref name="options"/> (default: the defaults) would run it.</summary>
+    /// <exception cref="ModelFormatException">
+    /// An activation of known shape would be larger than <see cref="Runtime.InferenceSessionOptions.MaxTensorBytes"/>: the
+    /// session would refuse the model.
+    /// </exception>
+    public static ModelSummary Of(ModelGraph graph, Runtime.InferenceSessionOptions? options = null)
     {
+        options ??= new Runtime.InferenceSessionOptions();
+        Memory.TensorLimit.Check(graph, options.MaxTensorBytes);
         var counts = graph.Nodes.GroupBy(n => n.OpType).Select(g => (g.Key, g.Count()))
             .OrderByDescending(c => c.Item2).ThenBy(c => c.Key, StringComparer.Ordinal).ToList();
         var weights = graph.WeightsInUseOrder();
         long parameters = weights.Sum(w => Shapes.ElementCount(w.Shape));
         long parameterBytes = weights.Sum(w => Shapes.ElementCount(w.Shape) * w.WeightType!.Value.Size());
 
-        graph = Runtime.InferenceSession.ScheduledGraph(graph, new Runtime.InferenceSessionOptions(), Operators.OperatorRegistry.Default);
+        graph = Runtime.InferenceSession.ScheduledGraph(graph, options, Operators.OperatorRegistry.Default);
         var remainingUses = new Dictionary<string, int>();
         foreach (var node in graph.Nodes)
             foreach (var input in node.Inputs)

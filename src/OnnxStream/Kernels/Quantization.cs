@@ -20,7 +20,8 @@ public readonly record struct Quantization(float Scale, byte ZeroPoint)
     /// <summary>
     /// The original OnnxStream's encoding of the range [<paramref name="min"/>, <paramref name="max"/>] (weights and
     /// activations alike): the range widened to include 0, scale = (max - min) / 255, zero point = trunc(|min| / scale),
-    /// at most 255. Null when the widened range is empty or not finite (nothing to encode).
+    /// at most 255. Null when the widened range is empty, not finite, or so narrow that the scale is not a normal float
+    /// (nothing to encode; the tensor stays float).
     /// </summary>
     public static Quantization? FromRange(float min, float max) =>
         TryEncodeRange(min, max, out var scale, out var zeroPoint) ? new Quantization((float)scale, (byte)zeroPoint) : null;
@@ -32,7 +33,8 @@ public readonly record struct Quantization(float Scale, byte ZeroPoint)
         else if (min < 0 && max < 0) max = 0;
         scale = (max - min) / 255.0;
         zeroPoint = 0;
-        if (!(max > min) || !double.IsFinite(scale) || scale == 0) return false;
+        // XNNPACK refuses a scale that is not a normal float (a range narrower than about 3e-36).
+        if (!(max > min) || !float.IsNormal((float)scale)) return false;
         zeroPoint = (int)Math.Min((long)(Math.Abs(min) / scale), 255);
         return true;
     }

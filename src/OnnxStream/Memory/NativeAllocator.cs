@@ -35,6 +35,23 @@ public sealed unsafe class NativeAllocator
     /// <summary>Blocks allocated and not yet freed.</summary>
     public long LiveBlocks => Interlocked.Read(ref _liveBlocks);
 
+    /// <summary>
+    /// The most bytes one tensor from this allocator may take (default <see cref="TensorLimit.DefaultMaxBytes"/>):
+    /// <see cref="Tensors.Tensor.Allocate"/> refuses a larger one with a <see cref="TensorTooLargeException"/> before
+    /// allocating anything.
+    /// </summary>
+    public long MaxTensorBytes
+    {
+        get => _maxTensorBytes;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
+            _maxTensorBytes = value;
+        }
+    }
+
+    private long _maxTensorBytes = TensorLimit.DefaultMaxBytes;
+
     /// <summary>Restarts peak tracking from the current byte count.</summary>
     public void ResetPeak() => Interlocked.Exchange(ref _peakBytes, CurrentBytes);
 

@@ -73,13 +73,26 @@ public sealed class OperatorContext
                     return _outputs[0] = input.Shape.AsSpan().SequenceEqual(shape) ? input : input.Reshaped(shape);
                 }
         return _outputs[index] = _capture is null
-            ? Tensor.Allocate(type, shape, Allocator, quantization)
+            ? Allocate($"output {index} '{Node.Outputs[index].Name}'", type, shape, quantization)
             : _capture.Declare(index, type, shape, quantization);
     }
 
     /// <summary>A scratch tensor the operator must dispose itself.</summary>
     public Tensor Scratch(ElementType type, ReadOnlySpan<int> shape, Quantization? quantization = null) =>
-        _capture is null ? Tensor.Allocate(type, shape, Allocator, quantization) : throw new OutputsCapturedException(complete: false);
+        _capture is null ? Allocate("scratch tensor", type, shape, quantization) : throw new OutputsCapturedException(complete: false);
+
+    /// <summary>A tensor from <see cref="Allocator"/>; one over its <see cref="NativeAllocator.MaxTensorBytes"/> is an error naming <paramref name="what"/>.</summary>
+    private Tensor Allocate(string what, ElementType type, ReadOnlySpan<int> shape, Quantization? quantization)
+    {
+        try
+        {
+            return Tensor.Allocate(type, shape, Allocator, quantization);
+        }
+        catch (TensorTooLargeException e)
+        {
+            throw new OperatorException($"{Node}: {what}: {e.Message}", e);
+        }
+    }
 
     /// <summary>
     /// A native operator built from this node's weights: the one the session keeps from an earlier run

@@ -11,7 +11,8 @@ namespace OnnxStream.Operators;
 /// the two agree whenever <c>axis</c> is the last axis. The last axis runs XNNPACK's softmax; any other
 /// axis a managed, vectorized loop. float32, and float16 through float32. Under static activation quantization a
 /// quantized input runs XNNPACK's uint8 softmax along the last axis when its fixed output encoding (scale 1/256, zero
-/// point 0) suits the output (<see cref="QuantizedOperands.AllowsFixedOutput"/>), and is dequantized otherwise.
+/// point 0) suits the output (<see cref="QuantizedOperands.AllowsFixedOutput"/>) and XNNPACK can compute its rows
+/// (<see cref="ActivationKernels.SoftmaxQUInt8Fits"/>), and is dequantized otherwise.
 /// </summary>
 internal sealed class SoftmaxOperator : IOperator
 {
@@ -23,12 +24,12 @@ internal sealed class SoftmaxOperator : IOperator
     {
         var x = context.Input(0);
         var axis = InferShape(context, x, out var shape);
-        if (axis == shape.Length - 1 && QuantizedOperands.AllowsFixedOutput(context, x, Quantization.SoftmaxOutput))
+        if (axis == shape.Length - 1 && QuantizedOperands.AllowsFixedOutput(context, x, Quantization.SoftmaxOutput) &&
+            x.ElementCount > 0 && ActivationKernels.SoftmaxQUInt8Fits(x.ElementCount / shape[axis], shape[axis], x.Span<byte>(), x.Quantization!.Value.Scale))
         {
             var quantized = context.Output(0, ElementType.UInt8, shape, Quantization.SoftmaxOutput);
-            if (quantized.ElementCount > 0)
-                ActivationKernels.SoftmaxQUInt8(context.Pool, (int)AxisHelper.Product(shape, 0, axis), shape[axis], x.Buffer<byte>(),
-                    x.Quantization!.Value.Scale, quantized.Buffer<byte>());
+            ActivationKernels.SoftmaxQUInt8(context.Pool, x.ElementCount / shape[axis], shape[axis], x.Buffer<byte>(),
+                x.Quantization!.Value.Scale, quantized.Buffer<byte>());
             return;
         }
         var output = context.Output(0, x.ElementType == ElementType.Float16 ? ElementType.Float16 : ElementType.Float32, shape);

@@ -31,7 +31,7 @@ public static class Calibrator
     /// <param name="progress">Told the number of input sets done after each run.</param>
     /// <param name="cancellationToken">Stops between operations.</param>
     /// <returns>The ranges, in model order, keyed by node name.</returns>
-    /// <exception cref="ArgumentException">There is no input set, or one does not fit the model.</exception>
+    /// <exception cref="ArgumentException">There is no input set, or one does not fit the model or holds NaN or infinity.</exception>
     public static RangeData Calibrate(ModelGraph graph, IEnumerable<IReadOnlyDictionary<string, Tensor>> inputSets,
         InferenceSessionOptions? options = null, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -45,6 +45,7 @@ public static class Calibrator
             CustomWeightsProvider = options.CustomWeightsProvider,
             PrefetchBudgetBytes = options.PrefetchBudgetBytes,
             PrefetchHoldBytes = options.PrefetchHoldBytes,
+            MaxTensorBytes = options.MaxTensorBytes,
             // The ranges name the exported nodes, which static quantization runs unfused.
             FuseGroupNorm = false,
             FuseLayerNorm = false,
@@ -60,11 +61,28 @@ public static class Calibrator
         var runs = 0;
         foreach (var inputs in inputSets)
         {
+            CheckFinite(inputs, runs + 1);
             using (session.Run(inputs, cancellationToken: cancellationToken)) { }
             runs++;
             progress?.Report(runs);
         }
         if (runs == 0) throw new ArgumentException("Calibration needs at least one input set.", nameof(inputSets));
         return ranges;
+    }
+
+    /// <summary>Refuses float inputs holding NaN or infinity: the ranges measured from them would mean nothing.</summary>
+    private static void CheckFinite(IReadOnlyDictionary<string, Tensor> inputs, int set)
+    {
+        foreach (var (name, tensor) in inputs)
+        {
+            var finite = tensor.ElementType switch
+            {
+                ElementType.Float32 => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<float>(tensor.Span<float>()),
+                ElementType.Float16 => System.Numerics.Tensors.TensorPrimitives.IsFiniteAll<Half>(tensor.Span<Half>()),
+                _ => true,
+            };
+            if (!finite)
+                throw new ArgumentException($"Input '{name}' of input set {set} holds NaN or infinity: calibration needs finite inputs.", nameof(inputs));
+        }
     }
 }

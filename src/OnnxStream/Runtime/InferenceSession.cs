@@ -38,6 +38,10 @@ public sealed class InferenceSession : IDisposable
     }
 
     /// <summary>Prepares to run <paramref name="graph"/>.</summary>
+    /// <exception cref="ModelFormatException">
+    /// The model uses an unsupported operator, an activation of known shape would be larger than
+    /// <see cref="InferenceSessionOptions.MaxTensorBytes"/>, or static quantization's ranges would quantize nothing.
+    /// </exception>
     public InferenceSession(ModelGraph graph, InferenceSessionOptions? options = null, OperatorRegistry? registry = null)
     {
         options ??= new InferenceSessionOptions();
@@ -55,6 +59,8 @@ public sealed class InferenceSession : IDisposable
         _operationCompleted = options.OperationCompleted;
         ArgumentOutOfRangeException.ThrowIfLessThan(options.WeightSliceBytes, 1, nameof(options.WeightSliceBytes));
         _weightSliceBytes = options.WeightSliceBytes;
+        Allocator.MaxTensorBytes = options.MaxTensorBytes;
+        TensorLimit.Check(graph, options.MaxTensorBytes);
         Precision = options.Precision == Precision.Float16Arithmetic && !NativeRuntime.SupportsFloat16
             ? Precision.Float16Storage
             : options.Precision;
@@ -65,7 +71,7 @@ public sealed class InferenceSession : IDisposable
                 throw new ArgumentException($"Activation quantization needs Precision.Float32, not {options.Precision}.", nameof(options));
             _quantizedTensors = options.QuantizedTensors?.Select(name => NameEscaping.TryUnescape(name, out var plain) ? plain : name)
                 .Concat(options.QuantizedTensors).ToHashSet(StringComparer.Ordinal);
-            if (_quantization == ActivationQuantization.Static) _ranges = options.RangeData ?? LoadRangeData(graph, options.RangeDataPath, options.AllowWeightsOutsideModelFolder);
+            if (_quantization == ActivationQuantization.Static) _ranges = StaticRanges(graph, options);
         }
         _pool = XnnThreadPool.Create(Math.Max(1, options.Threads));
         try
@@ -342,12 +348,25 @@ public sealed class InferenceSession : IDisposable
         return wide;
     }
 
-    private static RangeData LoadRangeData(ModelGraph graph, string? path, bool allowOutside)
+    /// <summary>
+    /// The ranges of static quantization: <see cref="InferenceSessionOptions.RangeData"/>, or the range_data.txt file; an error
+    /// when none of them would quantize an operation of <paramref name="graph"/> (an empty file, only empty ranges, or another
+    /// model's), rather than a run silently in float.
+    /// </summary>
+    private static RangeData StaticRanges(ModelGraph graph, InferenceSessionOptions options)
     {
-        path ??= ModelFolder.Of(graph.Source, allowOutside).Resolve("range_data.txt", $"{graph.Source}: the model's range data");
-        return File.Exists(path)
-            ? RangeData.Load(path)
-            : throw new ArgumentException($"Static activation quantization needs a range_data.txt: {path} does not exist (set RangeData or RangeDataPath, or calibrate one).");
+        var path = options.RangeData is not null ? null : options.RangeDataPath
+            ?? ModelFolder.Of(graph.Source, options.AllowWeightsOutsideModelFolder).Resolve("range_data.txt", $"{graph.Source}: the model's range data");
+        if (path is not null && !File.Exists(path))
+            throw new ArgumentException($"Static activation quantization needs a range_data.txt: {path} does not exist (set RangeData or RangeDataPath, or calibrate one).");
+        var ranges = options.RangeData ?? RangeData.Load(path!);
+        var outputs = graph.Outputs.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        if (graph.Nodes.Any(n => !n.Outputs.Any(o => outputs.Contains(o.Name)) && ranges.QuantizationOf(n.Name) is not null)) return ranges;
+        var source = path ?? "InferenceSessionOptions.RangeData";
+        var reason = ranges.Count == 0 ? "holds no range"
+            : ranges.Names.All(n => ranges.QuantizationOf(n) is null) ? "holds only empty ranges (min = max = 0, or too narrow to encode)"
+            : "names no operation whose output it would quantize (graph outputs stay float)";
+        throw new ModelFormatException($"{source}: {reason}: static activation quantization would quantize nothing.");
     }
 
     private Tensor Narrow(Tensor tensor)

@@ -103,6 +103,14 @@ public sealed class InferenceSessionOptions
     /// </summary>
     public long WeightSliceBytes { get; set; } = DefaultWeightSliceBytes;
 
+    /// <summary>
+    /// The most bytes one tensor may take (default <see cref="Memory.TensorLimit.DefaultMaxBytes"/>: half of the physical memory,
+    /// or of the container's limit when lower). A model whose known shapes need a larger activation is refused when the session
+    /// is created, one found larger at run time when its operation allocates it: an error naming the node, the tensor and the
+    /// size, before any memory is allocated for it.
+    /// </summary>
+    public long MaxTensorBytes { get; set; } = Memory.TensorLimit.DefaultMaxBytes;
+
     /// <summary>The precision of activations and arithmetic (default float32).</summary>
     public Precision Precision { get; set; } = Precision.Float32;
 

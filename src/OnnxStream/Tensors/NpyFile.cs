@@ -77,7 +77,10 @@ public static partial class NpyFile
         stream.Write(Magic);
         stream.Write([1, 0, (byte)header.Length, (byte)(header.Length >> 8)]);
         stream.Write(header);
-        stream.Write(tensor.Bytes);
+        // In slices: a tensor of more than 2 GiB has no single byte span.
+        var slice = (1 << 30) / tensor.ElementType.Size();
+        for (var start = 0; start < tensor.ElementCount; start += slice)
+            stream.Write(tensor.BytesOf(start, Math.Min(slice, tensor.ElementCount - start)));
     }
 
     [GeneratedRegex(@"'descr':\s*'([^']*)'")]

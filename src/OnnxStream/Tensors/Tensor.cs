@@ -21,10 +21,14 @@ public sealed class Tensor : IDisposable
     }
 
     /// <summary>Allocates a zeroed tensor.</summary>
+    /// <exception cref="TensorTooLargeException">The tensor would be larger than the allocator's <see cref="NativeAllocator.MaxTensorBytes"/>.</exception>
     public static Tensor Allocate(ElementType type, ReadOnlySpan<int> shape, NativeAllocator? allocator = null,
         Quantization? quantization = null)
     {
-        var count = checked((int)Shapes.ElementCount(shape));
+        allocator ??= NativeAllocator.Shared;
+        if (!TensorLimit.Fits(type, shape, allocator.MaxTensorBytes))
+            throw new TensorTooLargeException(TensorLimit.Describe(type, shape, allocator.MaxTensorBytes));
+        var count = (int)Shapes.ElementCount(shape);
         IDisposable buffer = type switch
         {
             ElementType.Float32 => NativeBuffer<float>.Allocate(count, allocator),
@@ -108,14 +112,20 @@ public sealed class Tensor : IDisposable
     /// <summary>The elements.</summary>
     public Span<T> Span<T>() where T : unmanaged => Buffer<T>().Span;
 
-    /// <summary>The raw bytes of the elements.</summary>
-    public Span<byte> Bytes => ElementType switch
+    /// <summary>The raw bytes of the elements (see <see cref="BytesOf"/> for a tensor of more than 2 GiB).</summary>
+    public Span<byte> Bytes => BytesOf(0, ElementCount);
+
+    /// <summary>
+    /// The raw bytes of <paramref name="count"/> elements from element <paramref name="start"/>: a tensor of more than 2 GiB
+    /// has no single <see cref="Bytes"/> span, but any slice of at most 2 GiB.
+    /// </summary>
+    public Span<byte> BytesOf(int start, int count) => ElementType switch
     {
-        ElementType.Float32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Span<float>()),
-        ElementType.Float16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Span<Half>()),
-        ElementType.Int64 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Span<long>()),
-        ElementType.Int32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Span<int>()),
-        _ => ((NativeBuffer<byte>)_buffer).Span,
+        ElementType.Float32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Span<float>().Slice(start, count)),
+        ElementType.Float16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Span<Half>().Slice(start, count)),
+        ElementType.Int64 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Span<long>().Slice(start, count)),
+        ElementType.Int32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Span<int>().Slice(start, count)),
+        _ => ((NativeBuffer<byte>)_buffer).Span.Slice(start, count),
     };
 
     /// <inheritdoc />

@@ -41,6 +41,8 @@ internal sealed class RangeDataTests
     [TestCase("/a,1\n", "line 1", "NAME,MIN,MAX")]
     [TestCase("/a,1,2\n/b,x,2\n", "line 2", "finite numbers")]
     [TestCase("/a,1,nan\n", "line 1", "finite numbers")]
+    [TestCase("/a,-inf,2\n", "line 1", "finite numbers")]
+    [TestCase("/a,1,2\n\n/b,0,1e39\n", "line 3", "finite numbers")]
     [TestCase("/a,3,2\n", "line 1", "greater than MAX")]
     [TestCase("/a,1,2\r\n/a,1,3\r\n", "line 2", "already has a range")]
     public void Malformed_range_data_is_rejected_with_file_and_line(string text, string line, string message)

@@ -8,14 +8,19 @@ namespace OnnxStream.Graph.Passes;
 
 /// <summary>
 /// Runs one node at load time on weight inputs, the way <see cref="Runtime.InferenceSession"/> runs it
-/// (float16 and quantized weights widened to float32 first), on a one-thread pool and its own allocator.
+/// (float16 and quantized weights widened to float32 first), on a one-thread pool and its own allocator,
+/// which refuses any tensor over <see cref="MaxTensorBytes"/>: a node that would build a large constant
+/// (a ConstantOfShape, Tile or Expand to a huge shape) fails instead, and is left for the session to run.
 /// </summary>
 internal sealed class ConstantEvaluator : IDisposable
 {
+    /// <summary>The most bytes of one tensor computed at load: far above the constants kept (<see cref="WeightLocation.MaxInlineBytes"/>).</summary>
+    public const long MaxTensorBytes = 16 << 20;
+
     private XnnThreadPool? _pool;
 
     /// <summary>Where the evaluator's tensors come from.</summary>
-    public NativeAllocator Allocator { get; } = new();
+    public NativeAllocator Allocator { get; } = new() { MaxTensorBytes = MaxTensorBytes };
 
     /// <summary>
     /// The node's outputs (the caller disposes them), or null when <paramref name="accept"/> rejects the

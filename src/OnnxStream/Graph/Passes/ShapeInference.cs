@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using OnnxStream.Kernels;
+using OnnxStream.Memory;
 using OnnxStream.Operators;
 using OnnxStream.Tensors;
 using OnnxStream.Weights;
@@ -96,8 +97,9 @@ internal static class ShapeInference
         foreach (var descriptor in node.Inputs)
             if (descriptor is not null)
             {
-                if (descriptor.IsWeight) placeholders.Reserve(ConstantEvaluator.ComputeType(descriptor), descriptor.Shape);
-                else if (known.TryGetValue(descriptor.Name, out var activation)) placeholders.Reserve(activation.Type, activation.Shape);
+                if (descriptor.IsWeight && !placeholders.Reserve(ConstantEvaluator.ComputeType(descriptor), descriptor.Shape)) return null;
+                if (!descriptor.IsWeight && known.TryGetValue(descriptor.Name, out var activation) && !placeholders.Reserve(activation.Type, activation.Shape))
+                    return null;
             }
         var inputs = new Tensor?[node.Inputs.Length];
         var owned = new List<Tensor>();
@@ -127,7 +129,7 @@ internal static class ShapeInference
                 inputs[i] = placeholders.Input(activation.Type, activation.Shape, owned);
             }
 
-            var capture = new Capture(node.Outputs.Length, evaluator, owned);
+            var capture = new Capture(node.Outputs.Length, owned);
             try
             {
                 evaluator.RunWithCapture(node, op, inputs, capture);
@@ -168,11 +170,9 @@ internal static class ShapeInference
                 if (values.TryGetValue(descriptor.Name, out var value)) inputs[i] = value;
                 else if (descriptor.IsWeight && (descriptor.Location!.Inline is not null || descriptor.Location.Length <= WeightLocation.MaxInlineBytes))
                     inputs[i] = evaluator.Read(descriptor, owned);
-                else if (shapeOnly && !descriptor.IsWeight && known.TryGetValue(descriptor.Name, out var activation))
-                {
-                    placeholders.Reserve(activation.Type, activation.Shape);
+                else if (shapeOnly && !descriptor.IsWeight && known.TryGetValue(descriptor.Name, out var activation) &&
+                         placeholders.Reserve(activation.Type, activation.Shape))
                     inputs[i] = placeholders.Input(activation.Type, activation.Shape, owned);
-                }
                 else return null;
             }
             Tensor[] outputs;
@@ -224,8 +224,11 @@ internal static class ShapeInference
     }
 
     /// <summary>Records the outputs a node declares; stops a one-output node at once.</summary>
-    private sealed class Capture(int count, ConstantEvaluator evaluator, List<Tensor> owned) : IOutputCapture
+    private sealed class Capture(int count, List<Tensor> owned) : IOutputCapture
     {
+        // Activations may be far larger than the constants the evaluator's allocator admits: the session's default budget.
+        private readonly NativeAllocator _allocator = new();
+
         public (ElementType, int[])?[] Outputs { get; } = new (ElementType, int[])?[count];
 
         public Tensor Declare(int index, ElementType type, ReadOnlySpan<int> shape, Quantization? quantization)
@@ -233,7 +236,7 @@ internal static class ShapeInference
             Outputs[index] = (type, shape.ToArray());
             if (count == 1) throw new OutputsCapturedException(complete: true);
             // Several outputs (Split, TopK): the operator runs to the end, into real (accounted, freed) tensors.
-            var tensor = Tensor.Allocate(type, shape, evaluator.Allocator, quantization);
+            var tensor = Tensor.Allocate(type, shape, _allocator, quantization);
             owned.Add(tensor);
             return tensor;
         }
@@ -248,14 +251,26 @@ internal static class ShapeInference
         private void* _pointer;
         private nuint _length;
 
-        /// <summary>Makes the block large enough for a <paramref name="type"/> tensor of <paramref name="shape"/>.</summary>
-        public void Reserve(ElementType type, int[] shape)
+        /// <summary>
+        /// Makes the block large enough for a <paramref name="type"/> tensor of <paramref name="shape"/>; false (and no block)
+        /// when that tensor is larger than a session would allocate by default, or the system has no block of its size.
+        /// </summary>
+        public bool Reserve(ElementType type, int[] shape)
         {
+            if (!TensorLimit.Fits(type, shape, TensorLimit.DefaultMaxBytes)) return false;
             var bytes = Bytes(type, shape);
-            if (bytes <= _length) return;
-            NativeMemory.Free(_pointer);
-            _pointer = NativeMemory.AllocZeroed(bytes);
+            if (bytes <= _length) return true;
+            Dispose();
+            try
+            {
+                _pointer = NativeMemory.AllocZeroed(bytes);
+            }
+            catch (OutOfMemoryException)
+            {
+                return false;
+            }
             _length = bytes;
+            return true;
         }
 
         /// <summary>A placeholder over the block (reserved for it beforehand); its memory is zero and must stay so.</summary>
@@ -268,7 +283,7 @@ internal static class ShapeInference
         }
 
         private static nuint Bytes(ElementType type, int[] shape) =>
-            (nuint)(Shapes.ElementCount(shape) * type.Size()) + (nuint)Memory.NativeAllocator.OverAllocationBytes + 64;
+            (nuint)TensorLimit.Bytes(type, shape) + (nuint)NativeAllocator.OverAllocationBytes + 64;
 
         public void Dispose()
         {
