@@ -1,4 +1,5 @@
 using System.CommandLine;
+using OnnxStream.IO;
 using OnnxStream.Runtime;
 using OnnxStream.Tensors;
 
@@ -64,6 +65,9 @@ internal static class RunCommand
                 options.OperationCompleted = _ => residentBytes.Add(Bench.ProcessMemory.CurrentRssBytes() ?? 0);
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
             if (options.AttentionSlices < 1) throw new ArgumentException("--attention-slices must be at least 1.");
+            // The output folder is checked (created, and writable) before the work, not after it.
+            var directory = Directory.CreateDirectory(result.GetValue(outputDir)!);
+            AtomicFile.EnsureWritable(Path.Combine(directory.FullName, "output.npy"));
             using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!), options);
             if (session.Precision != options.Precision)
                 Console.Error.WriteLine("notice: this CPU has no float16 kernels (XNNPACK needs AVX2 or ARMv8.2 FP16): running fp16-storage instead.");
@@ -77,7 +81,6 @@ internal static class RunCommand
                     tensors[pair[..equals]] = NpyFile.Read(pair[(equals + 1)..], session.Allocator);
                 }
                 using var run = session.Run(tensors, result.GetValue(extra), cancellationToken);
-                var directory = Directory.CreateDirectory(result.GetValue(outputDir)!);
                 foreach (var (name, tensor) in run.Outputs)
                 {
                     var file = Path.Combine(directory.FullName, name.Replace('/', '_') + ".npy");
