@@ -66,7 +66,9 @@ internal static class RunCommand
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
             if (options.AttentionSlices < 1) throw new ArgumentException("--attention-slices must be at least 1.");
             // The output folder is checked (created, and writable) before the work, not after it.
-            var directory = Directory.CreateDirectory(result.GetValue(outputDir)!);
+            var outputFolder = result.GetValue(outputDir)!;
+            if (File.Exists(outputFolder)) throw new IOException($"--output-dir {outputFolder} is a file, not a folder.");
+            var directory = Directory.CreateDirectory(outputFolder);
             AtomicFile.EnsureWritable(Path.Combine(directory.FullName, "output.npy"));
             using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!), options);
             if (session.Precision != options.Precision)
