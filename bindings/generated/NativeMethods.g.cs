@@ -18,7 +18,7 @@ internal enum OsnLimits
     /// <summary>
     /// Bump when a declaration in this header changes.
     /// </summary>
-    AbiVersion = 3,
+    AbiVersion = 4,
     /// <summary>
     /// Bytes XNNPACK may read past the end of an input buffer.
     /// </summary>
@@ -220,6 +220,28 @@ internal static unsafe partial class NativeMethods
     /// </summary>
     [LibraryImport(LibraryName)]
     internal static partial int osn_block_cache_set_limit(nuint bytes);
+
+    /// <summary>
+    /// A file mapping faults (SIGBUS, which ends the process) when a page past the file's end is read: the file was
+    /// truncated while mapped. Registers [address, address + bytes) (at most 256 ranges at once; the first call installs
+    /// a SIGBUS handler that passes other faults to the handler installed before it): a fault in the range then maps zero
+    /// pages over the rest of the range and the read goes on, reading zeros. The caller must check
+    /// osn_mapping_guard_faults after the reads and fail their work. Does nothing on Windows (mapped files cannot shrink).
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_mapping_guard_add(void* address, nuint bytes);
+
+    /// <summary>
+    /// Forgets the range registered at address (before it is unmapped).
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_mapping_guard_remove(void* address);
+
+    /// <summary>
+    /// How many faults the range registered at address has had (0 while its file is whole).
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_mapping_guard_faults(void* address, long* faults_out);
 
     /// <summary>
     /// threads &gt;= 1. A pool of 1 runs everything on the calling thread.
