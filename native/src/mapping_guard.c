@@ -7,17 +7,23 @@
 
 #include "osn_internal.h"
 
-#define OSN_GUARD_SLOTS 256
+#define GUARD_CHECK(guard) \
+  OSN_CHECK((guard) >= 0 && (guard) < OSN_MAPPING_GUARDS, "guard %d is not one of osn_mapping_guard_add's", (int) (guard))
 
 #if defined(_WIN32)
 
 /* Windows refuses to truncate a mapped file: there is nothing to guard. */
-int32_t osn_mapping_guard_add(const void* address, size_t bytes) {
-  OSN_CHECK(address != NULL && bytes > 0, "osn_mapping_guard_add: an address and a length are required");
+int32_t osn_mapping_guard_add(const void* address, size_t bytes, int32_t* guard_out) {
+  OSN_CHECK(address != NULL && bytes > 0 && guard_out != NULL, "osn_mapping_guard_add: an address, a length and guard_out are required");
+  *guard_out = 0;
   return osn_ok();
 }
-int32_t osn_mapping_guard_remove(const void* address) { return osn_ok(); }
-int32_t osn_mapping_guard_faults(const void* address, int64_t* faults_out) {
+int32_t osn_mapping_guard_remove(int32_t guard) {
+  GUARD_CHECK(guard);
+  return osn_ok();
+}
+int32_t osn_mapping_guard_faults(int32_t guard, int64_t* faults_out) {
+  GUARD_CHECK(guard);
   OSN_CHECK(faults_out != NULL, "osn_mapping_guard_faults: faults_out is NULL");
   *faults_out = 0;
   return osn_ok();
@@ -31,13 +37,15 @@ int32_t osn_mapping_guard_faults(const void* address, int64_t* faults_out) {
 #  include <sys/mman.h>
 #  include <unistd.h>
 
-typedef struct guard {
+typedef struct guard_slot {
   _Atomic(uintptr_t) start; /* 0: a free slot */
   _Atomic(size_t) bytes;
   _Atomic(int64_t) faults;
-} guard;
+} guard_slot;
 
-static guard guards[OSN_GUARD_SLOTS];
+static guard_slot guards[OSN_MAPPING_GUARDS];
+/* Slots below this have been used: the handler looks no further. */
+static _Atomic(int32_t) guards_used;
 static pthread_mutex_t guards_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sigaction previous_action;
 static int installed;
@@ -45,7 +53,8 @@ static uintptr_t page_size;
 
 static void on_sigbus(int signal_number, siginfo_t* info, void* context) {
   const uintptr_t address = (uintptr_t) info->si_addr;
-  for (size_t i = 0; i < OSN_GUARD_SLOTS; i++) {
+  const int32_t used = atomic_load_explicit(&guards_used, memory_order_acquire);
+  for (int32_t i = 0; i < used; i++) {
     const uintptr_t start = atomic_load_explicit(&guards[i].start, memory_order_acquire);
     const size_t bytes = atomic_load_explicit(&guards[i].bytes, memory_order_acquire);
     if (start == 0 || address < start || address - start >= bytes) continue;
@@ -65,8 +74,8 @@ static void on_sigbus(int signal_number, siginfo_t* info, void* context) {
   }
 }
 
-int32_t osn_mapping_guard_add(const void* address, size_t bytes) {
-  OSN_CHECK(address != NULL && bytes > 0, "osn_mapping_guard_add: an address and a length are required");
+int32_t osn_mapping_guard_add(const void* address, size_t bytes, int32_t* guard_out) {
+  OSN_CHECK(address != NULL && bytes > 0 && guard_out != NULL, "osn_mapping_guard_add: an address, a length and guard_out are required");
   pthread_mutex_lock(&guards_lock);
   if (!installed) {
     page_size = (uintptr_t) sysconf(_SC_PAGESIZE);
@@ -81,38 +90,37 @@ int32_t osn_mapping_guard_add(const void* address, size_t bytes) {
     }
     installed = 1;
   }
-  for (size_t i = 0; i < OSN_GUARD_SLOTS; i++) {
+  if (((uintptr_t) address & (page_size - 1)) != 0) {
+    pthread_mutex_unlock(&guards_lock);
+    return osn_fail(OSN_STATUS_INVALID_ARGUMENT, "osn_mapping_guard_add: %p is not page-aligned", address);
+  }
+  for (int32_t i = 0; i < OSN_MAPPING_GUARDS; i++) {
     if (atomic_load_explicit(&guards[i].start, memory_order_relaxed) != 0) continue;
     atomic_store_explicit(&guards[i].bytes, bytes, memory_order_relaxed);
     atomic_store_explicit(&guards[i].faults, 0, memory_order_relaxed);
     atomic_store_explicit(&guards[i].start, (uintptr_t) address, memory_order_release);
+    if (i >= atomic_load_explicit(&guards_used, memory_order_relaxed)) atomic_store_explicit(&guards_used, i + 1, memory_order_release);
     pthread_mutex_unlock(&guards_lock);
+    *guard_out = i;
     return osn_ok();
   }
   pthread_mutex_unlock(&guards_lock);
-  return osn_fail(OSN_STATUS_OUT_OF_MEMORY, "osn_mapping_guard_add: %d mappings are guarded already", OSN_GUARD_SLOTS);
+  return osn_fail(OSN_STATUS_OUT_OF_MEMORY, "osn_mapping_guard_add: %d mappings are guarded already", OSN_MAPPING_GUARDS);
 }
 
-static guard* find(const void* address) {
-  for (size_t i = 0; i < OSN_GUARD_SLOTS; i++)
-    if (atomic_load_explicit(&guards[i].start, memory_order_acquire) == (uintptr_t) address) return &guards[i];
-  return NULL;
-}
-
-int32_t osn_mapping_guard_remove(const void* address) {
-  OSN_CHECK(address != NULL, "osn_mapping_guard_remove: address is NULL");
+int32_t osn_mapping_guard_remove(int32_t guard) {
+  GUARD_CHECK(guard);
   pthread_mutex_lock(&guards_lock);
-  guard* slot = find(address);
-  if (slot != NULL) atomic_store_explicit(&slot->start, 0, memory_order_release);
+  const uintptr_t start = atomic_exchange_explicit(&guards[guard].start, 0, memory_order_acq_rel);
   pthread_mutex_unlock(&guards_lock);
-  return slot != NULL ? osn_ok() : osn_fail(OSN_STATUS_INVALID_ARGUMENT, "osn_mapping_guard_remove: %p is not guarded", address);
+  return start != 0 ? osn_ok() : osn_fail(OSN_STATUS_INVALID_ARGUMENT, "osn_mapping_guard_remove: guard %d is not in use", (int) guard);
 }
 
-int32_t osn_mapping_guard_faults(const void* address, int64_t* faults_out) {
-  OSN_CHECK(address != NULL && faults_out != NULL, "osn_mapping_guard_faults: address and faults_out are required");
-  const guard* slot = find(address);
-  OSN_CHECK(slot != NULL, "osn_mapping_guard_faults: %p is not guarded", address);
-  *faults_out = atomic_load_explicit(&slot->faults, memory_order_acquire);
+int32_t osn_mapping_guard_faults(int32_t guard, int64_t* faults_out) {
+  GUARD_CHECK(guard);
+  OSN_CHECK(faults_out != NULL, "osn_mapping_guard_faults: faults_out is NULL");
+  OSN_CHECK(atomic_load_explicit(&guards[guard].start, memory_order_acquire) != 0, "osn_mapping_guard_faults: guard %d is not in use", (int) guard);
+  *faults_out = atomic_load_explicit(&guards[guard].faults, memory_order_acquire);
   return osn_ok();
 }
 
