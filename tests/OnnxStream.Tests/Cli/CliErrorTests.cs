@@ -39,6 +39,15 @@ internal sealed class CliErrorTests
         CliRunner.AssertUserError(RunTinyModel(npy), npy, "shorter than");
     }
 
+    [Test]
+    public void Sd_decode_latents_refuses_an_npy_header_length_of_0xFFFFFFF0()
+    {
+        var npy = WriteNpy("latent.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4, 8, 8), }", dataBytes: 1024, version: 3, headerLength: 0xFFFFFFF0);
+        CliRunner.AssertUserError(CliRunner.Run("sd", "--models-path", FakeDiffusersFolder(), "--decode-latents", npy, "--output", Path.Combine(_folder, "image.png")),
+            npy, "header length 4294967280");
+        Assert.That(File.Exists(Path.Combine(_folder, "image.png")), Is.False);
+    }
+
     [TestCase("vocab.json", "{\"a\": 1,")]
     [TestCase("vocab.json", "[1, 2]")]
     [TestCase("merges.txt", "#version: 0.2\nonlyone\n")]
