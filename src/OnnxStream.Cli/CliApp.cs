@@ -75,9 +75,9 @@ internal static class CliApp
     /// <summary>
     /// Whether <paramref name="e"/> reports something the user can fix (its message names the file, argument or path):
     /// bad arguments, malformed files (models, .npy, tokenizer, scheduler, JSON reports), unreadable or unwritable paths,
-    /// models the engine cannot run.
+    /// models the engine cannot run, a download that timed out.
     /// </summary>
     public static bool IsUserError(Exception e) =>
         e is ArgumentException or ModelFormatException or OperatorException or IOException or UnauthorizedAccessException or FormatException
-            or InvalidDataException or NativeKernelException;
+            or InvalidDataException or NativeKernelException or OperationCanceledException;
 }
