@@ -18,7 +18,7 @@ internal enum OsnLimits
     /// <summary>
     /// Bump when a declaration in this header changes.
     /// </summary>
-    AbiVersion = 3,
+    AbiVersion = 4,
     /// <summary>
     /// Bytes XNNPACK may read past the end of an input buffer.
     /// </summary>
@@ -35,6 +35,10 @@ internal enum OsnLimits
     /// Bytes of freed large blocks kept for reuse unless osn_block_cache_set_limit says otherwise.
     /// </summary>
     DefaultBlockCacheBytes = 8388608,
+    /// <summary>
+    /// File mappings osn_mapping_guard_add can guard at once.
+    /// </summary>
+    MappingGuards = 16384,
 }
 
 internal enum OsnStatus
@@ -220,6 +224,29 @@ internal static unsafe partial class NativeMethods
     /// </summary>
     [LibraryImport(LibraryName)]
     internal static partial int osn_block_cache_set_limit(nuint bytes);
+
+    /// <summary>
+    /// A file mapping faults (SIGBUS, which ends the process) when a page past the file's end is read: the file was
+    /// truncated while mapped. Registers [address, address + bytes), address page-aligned (at most OSN_MAPPING_GUARDS ranges
+    /// at once; the first call installs a SIGBUS handler that passes other faults to the handler installed before it): a
+    /// fault in the range then maps zero pages over the rest of the range and the read goes on, reading zeros. The caller
+    /// must check osn_mapping_guard_faults after the reads and fail their work. *guard_out identifies the range. Windows
+    /// cannot truncate a mapped file: there nothing is registered and no fault is ever counted.
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_mapping_guard_add(void* address, nuint bytes, int* guard_out);
+
+    /// <summary>
+    /// Forgets a range (before it is unmapped).
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_mapping_guard_remove(int guard);
+
+    /// <summary>
+    /// How many faults the range has had (0 while its file is whole).
+    /// </summary>
+    [LibraryImport(LibraryName)]
+    internal static partial int osn_mapping_guard_faults(int guard, long* faults_out);
 
     /// <summary>
     /// threads &gt;= 1. A pool of 1 runs everything on the calling thread.

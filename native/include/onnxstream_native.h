@@ -33,7 +33,7 @@ extern "C" {
 /* Fixed numbers of the interface. */
 typedef enum osn_limits {
   /* Bump when a declaration in this header changes. */
-  OSN_ABI_VERSION = 3,
+  OSN_ABI_VERSION = 4,
   /* Bytes XNNPACK may read past the end of an input buffer. */
   OSN_EXTRA_BYTES = 16,
   /* Most dimensions a broadcasting elementwise operand may have. */
@@ -42,6 +42,8 @@ typedef enum osn_limits {
   OSN_LARGE_BLOCK_BYTES = 262144,
   /* Bytes of freed large blocks kept for reuse unless osn_block_cache_set_limit says otherwise. */
   OSN_DEFAULT_BLOCK_CACHE_BYTES = 8388608,
+  /* File mappings osn_mapping_guard_add can guard at once. */
+  OSN_MAPPING_GUARDS = 16384,
 } osn_limits;
 
 typedef enum osn_status {
@@ -166,6 +168,20 @@ OSN_API int32_t osn_block_allocate(size_t bytes, void** block_out, int32_t* zero
 OSN_API int32_t osn_block_free(void* block, size_t bytes);
 /* Bytes of freed blocks the cache may hold (default OSN_DEFAULT_BLOCK_CACHE_BYTES); 0 unmaps at once. */
 OSN_API int32_t osn_block_cache_set_limit(size_t bytes);
+
+/* ---- Guarded file mappings ---------------------------------------------------------------- */
+
+/* A file mapping faults (SIGBUS, which ends the process) when a page past the file's end is read: the file was
+   truncated while mapped. Registers [address, address + bytes), address page-aligned (at most OSN_MAPPING_GUARDS ranges
+   at once; the first call installs a SIGBUS handler that passes other faults to the handler installed before it): a
+   fault in the range then maps zero pages over the rest of the range and the read goes on, reading zeros. The caller
+   must check osn_mapping_guard_faults after the reads and fail their work. *guard_out identifies the range. Windows
+   cannot truncate a mapped file: there nothing is registered and no fault is ever counted. */
+OSN_API int32_t osn_mapping_guard_add(const void* address, size_t bytes, int32_t* guard_out);
+/* Forgets a range (before it is unmapped). */
+OSN_API int32_t osn_mapping_guard_remove(int32_t guard);
+/* How many faults the range has had (0 while its file is whole). */
+OSN_API int32_t osn_mapping_guard_faults(int32_t guard, int64_t* faults_out);
 
 /* ---- Thread pool ------------------------------------------------------------------------ */
 

@@ -633,6 +633,44 @@ static const char* error_paths(osn_threadpool* pool) {
   return first_error;
 }
 
+#if !defined(_WIN32)
+#  include <sys/mman.h>
+#  include <unistd.h>
+
+/* A guarded file mapping whose file is truncated under it reads zeros past the new end (instead of SIGBUS) and counts
+   the fault; the pages still in the file keep their bytes. */
+static const char* mapping_guard(void) {
+  char path[] = "/tmp/osn_selftest_mapping_XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) return "mkstemp failed";
+  unlink(path);
+  const size_t page = (size_t) sysconf(_SC_PAGESIZE), bytes = 3 * page;
+  unsigned char* content = malloc(bytes);
+  memset(content, 0x5A, bytes);
+  const int written = write(fd, content, bytes) == (ssize_t) bytes;
+  free(content);
+  if (!written) return "write failed";
+  volatile unsigned char* map = mmap(NULL, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+  if (map == MAP_FAILED) return "mmap failed";
+  int32_t guard = -1;
+  const char* e = status_error(osn_mapping_guard_add((const void*) map, bytes, &guard));
+  int64_t faults = -1;
+  if (!e) e = status_error(osn_mapping_guard_faults(guard, &faults));
+  if (!e && (faults != 0 || map[bytes - 1] != 0x5A)) e = "a whole file: no fault, its bytes";
+  if (!e && ftruncate(fd, (off_t) page) != 0) e = "ftruncate failed";
+  if (!e && (map[page] != 0 || map[bytes - 1] != 0)) e = "past the new end: zeros";
+  if (!e && map[0] != 0x5A) e = "before the new end: the file's bytes";
+  if (!e) e = status_error(osn_mapping_guard_faults(guard, &faults));
+  if (!e && faults != 1) e = "one fault counted";
+  if (!e) e = status_error(osn_mapping_guard_remove(guard));
+  if (!e && osn_mapping_guard_remove(guard) == OSN_STATUS_OK) e = "removing a range twice fails";
+  if (!e && osn_mapping_guard_add((const void*) (map + 1), 1, &guard) == OSN_STATUS_OK) e = "an unaligned range is refused";
+  munmap((void*) map, bytes);
+  close(fd);
+  return e;
+}
+#endif
+
 int main(void) {
   uint32_t caps = 0, threads[2] = {0, 0};
   osn_threadpool* pools[2] = {NULL, NULL};
@@ -671,6 +709,9 @@ int main(void) {
   pool_tag = "";
   report("memory_stats", memory_stats(), -1);
   free_all();
+#if !defined(_WIN32)
+  report("mapping_guard", mapping_guard(), -1);
+#endif
   e = error_paths(pools[1]);
   snprintf(name, sizeof name, "error_paths (%d cases)", error_cases);
   report(name, e, -1);

@@ -1,31 +1,16 @@
-using System.CommandLine;
-using OnnxStream;
 using OnnxStream.Cli;
-using OnnxStream.Cli.Bench;
-using OnnxStream.Graph;
-using OnnxStream.Operators;
 
-var root = new RootCommand("onnxstream: run large ONNX models in a small, predictable amount of RAM.");
-root.Subcommands.Add(VersionCommand.Create());
-root.Subcommands.Add(RunCommand.Create());
-root.Subcommands.Add(CalibrateCommand.Create());
-root.Subcommands.Add(InfoCommand.Create());
-root.Subcommands.Add(ConvertCommand.Create());
-root.Subcommands.Add(BenchKernelsCommand.Create());
-root.Subcommands.Add(BenchAttentionCommand.Create());
-root.Subcommands.Add(SynthCommand.Create());
-root.Subcommands.Add(SdCommand.Create());
-root.Subcommands.Add(BenchCommand.Create());
-root.Subcommands.Add(BenchChild.Create());
-root.Subcommands.Add(BenchCommand.CreateReport());
-try
+// Ctrl-C (and SIGTERM) cancel the command's work, which cleans up its partial files, instead of killing the process.
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
 {
-    return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
-}
-catch (Exception e) when (e is ArgumentException or ModelFormatException or OperatorException or IOException or UnauthorizedAccessException
-                              or FormatException or NativeKernelException or OperationCanceledException)
+    // A second Ctrl-C, while the first one's cleanup runs, ends the process at once.
+    e.Cancel = !cancellation.IsCancellationRequested;
+    cancellation.Cancel();
+};
+using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
 {
-    // Bad input is the user's to fix: say what and where, without a stack trace.
-    Console.Error.WriteLine($"error: {e.Message}");
-    return 1;
-}
+    context.Cancel = true;
+    cancellation.Cancel();
+});
+return await CliApp.RunAsync(args, cancellationToken: cancellation.Token);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using OnnxStream.IO;
 using OnnxStream.Runtime;
 using OnnxStream.Tensors;
 
@@ -66,6 +67,11 @@ internal static class RunCommand
                 options.OperationCompleted = _ => residentBytes.Add(Bench.ProcessMemory.CurrentRssBytes() ?? 0);
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
             if (options.AttentionSlices < 1) throw new ArgumentException("--attention-slices must be at least 1.");
+            // The output folder is checked (created, and writable) before the work, not after it.
+            var outputFolder = result.GetValue(outputDir)!;
+            if (File.Exists(outputFolder)) throw new IOException($"--output-dir {outputFolder} is a file, not a folder.");
+            var directory = Directory.CreateDirectory(outputFolder);
+            AtomicFile.EnsureWritable(Path.Combine(directory.FullName, "output.npy"));
             using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!, new Graph.ModelLoadOptions { AllowWeightsOutsideModelFolder = options.AllowWeightsOutsideModelFolder }), options);
             if (session.Precision != options.Precision)
                 Console.Error.WriteLine("notice: this CPU has no float16 kernels (XNNPACK needs AVX2 or ARMv8.2 FP16): running fp16-storage instead.");
@@ -79,7 +85,6 @@ internal static class RunCommand
                     tensors[pair[..equals]] = NpyFile.Read(pair[(equals + 1)..], session.Allocator);
                 }
                 using var run = session.Run(tensors, result.GetValue(extra), cancellationToken);
-                var directory = Directory.CreateDirectory(result.GetValue(outputDir)!);
                 foreach (var (name, tensor) in run.Outputs)
                 {
                     var file = Path.Combine(directory.FullName, name.Replace('/', '_') + ".npy");

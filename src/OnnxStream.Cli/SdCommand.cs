@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using OnnxStream.IO;
 using OnnxStream.StableDiffusion.Imaging;
 using OnnxStream.StableDiffusion.Models;
 using OnnxStream.StableDiffusion.Pipeline;
@@ -80,9 +81,22 @@ internal static class SdCommand
             var isTurbo = result.GetValue(turbo);
             var model = isTurbo ? ModelKind.StableDiffusionXLTurbo : result.GetValue(xl) ? ModelKind.StableDiffusionXL : ModelKind.Auto;
             var outputPath = result.GetValue(output)!;
+            // The files to write are checked before the work (a directory, a missing or read-only folder), not after it.
             foreach (var (name, file) in new[] { ("--output", outputPath), ("--save-latents", result.GetValue(saveLatents)), ("--decoder-range-data", result.GetValue(rangeData)) })
                 if (file is not null && Path.GetDirectoryName(Path.GetFullPath(file)) is { } folder && !Directory.Exists(folder))
                     throw new ArgumentException($"{name} {file}: the folder {folder} does not exist.");
+            foreach (var (name, file) in new[] { ("--output", outputPath), ("--save-latents", result.GetValue(saveLatents)) })
+                if (file is not null)
+                {
+                    try
+                    {
+                        AtomicFile.EnsureWritable(file);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        throw new ArgumentException($"{name} {e.Message}", e);
+                    }
+                }
             var rpiMode = result.GetValue(rpi)!.ToUpperInvariant();
             var detectedPi = rpiMode == "A" ? RaspberryPi.Detect() : null;
             if (detectedPi is not null) Console.WriteLine($"{detectedPi} detected: Raspberry Pi (low-memory) settings; --rpi D turns them off.");

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using OnnxStream.IO;
 using OnnxStream.ModelBuilder;
 
 namespace OnnxStream.Cli;
@@ -21,11 +22,12 @@ internal static class SynthCommand
         var countOnly = new Option<bool>("--count-only") { Description = "Print the graph's size and parameter count without writing anything." };
         var command = new Command("synth", "Write a Stable Diffusion component (UNet, VAE decoder, CLIP text encoder) with seeded random weights as ONNX.")
             { arch, scale, output, seed, fp16, latent, external, countOnly };
-        command.SetAction(result =>
+        command.SetAction((result, cancellationToken) =>
         {
             var component = StableDiffusionModels.ParseComponent(result.GetValue(arch)!);
             var folder = result.GetValue(output);
             if (folder is null && !result.GetValue(countOnly)) throw new ArgumentException("--out is required (or --count-only).");
+            if (!result.GetValue(countOnly)) AtomicFile.EnsureWritable(Path.Combine(Directory.CreateDirectory(folder!).FullName, "model.onnx"));
             var size = result.GetValue(latent);
             if (size is <= 0 or > 4096) throw new ArgumentException($"--latent-size {size} is not between 1 and 4096.");
             var graph = StableDiffusionModels.Build(component, result.GetValue(scale) == "tiny" ? ModelScale.Tiny : ModelScale.Full,
@@ -33,15 +35,16 @@ internal static class SynthCommand
             Console.WriteLine($"{StableDiffusionModels.NameOf(component)}: {graph.NodeCount} nodes, {graph.ParameterCount:N0} parameters in {graph.ParameterTensorCount} tensors ({graph.ParameterBytes / 1048576.0:F1} MiB)");
             foreach (var input in graph.Inputs) Console.WriteLine($"input:  {input}");
             foreach (var value in graph.Outputs) Console.WriteLine($"output: {value}");
-            if (result.GetValue(countOnly)) return 0;
+            if (result.GetValue(countOnly)) return Task.FromResult(0);
 
             var stopwatch = Stopwatch.StartNew();
             var progress = new ConsoleProgress();
             var written = OnnxModelWriter.Write(graph, Path.Combine(folder!, "model.onnx"),
-                new OnnxWriteOptions { Seed = result.GetValue(seed), ExternalData = result.GetValue(external) ? ExternalDataPolicy.Always : ExternalDataPolicy.Auto }, progress);
+                new OnnxWriteOptions { Seed = result.GetValue(seed), ExternalData = result.GetValue(external) ? ExternalDataPolicy.Always : ExternalDataPolicy.Auto }, progress,
+                cancellationToken);
             progress.Finish();
             Console.WriteLine($"wrote {written.ModelPath}{(written.ExternalDataPath is { } data ? $" and {data}" : "")}: {written.TotalBytes / 1048576.0:F1} MiB in {stopwatch.Elapsed.TotalSeconds:F1} s");
-            return 0;
+            return Task.FromResult(0);
         });
         return command;
     }

@@ -3,6 +3,7 @@ using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Onnx;
+using OnnxStream.IO;
 
 namespace OnnxStream.ModelBuilder;
 
@@ -56,9 +57,16 @@ public static class OnnxModelWriter
     /// <summary>
     /// Writes <paramref name="graph"/> to <paramref name="path"/> (and, for external data,
     /// <c>path + "_data"</c>, the name optimum's exports use). <paramref name="progress"/> hears the
-    /// fraction of parameter bytes written.
+    /// fraction of parameter bytes written. The files are written under temporary names and renamed at the end
+    /// (<see cref="AtomicFile"/>): a failed or cancelled write leaves no partial file.
     /// </summary>
-    public static OnnxWriteResult Write(OnnxGraphBuilder graph, string path, OnnxWriteOptions? options = null, IProgress<double>? progress = null)
+    /// <param name="graph">The graph.</param>
+    /// <param name="path">The .onnx file to write.</param>
+    /// <param name="options">The seed and external data policy.</param>
+    /// <param name="progress">Hears the fraction of parameter bytes written.</param>
+    /// <param name="cancellationToken">Checked every 64 Ki values; a cancelled write leaves nothing behind.</param>
+    public static OnnxWriteResult Write(OnnxGraphBuilder graph, string path, OnnxWriteOptions? options = null, IProgress<double>? progress = null,
+        CancellationToken cancellationToken = default)
     {
         options ??= new OnnxWriteOptions();
         path = Path.GetFullPath(path);
@@ -105,8 +113,10 @@ public static class OnnxModelWriter
         var halves = ArrayPool<Half>.Shared.Rent(ChunkElements);
         try
         {
-            using var output = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
-            using var data = dataPath is null ? null : new FileStream(dataPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+            using var outputFile = AtomicFile.Create(path, 1 << 20);
+            using var dataFile = dataPath is null ? null : AtomicFile.Create(dataPath, 1 << 20);
+            var output = outputFile.Stream;
+            var data = dataFile?.Stream;
             output.Write(model.ToByteArray());
             WriteTag(output, ModelProto.GraphFieldNumber);
             WriteVarint(output, (ulong)graphLength);
@@ -132,12 +142,16 @@ public static class OnnxModelWriter
                 }
                 WriteValues(target, parameter, options.Seed, graph.FloatType, buffer, halves, bytes =>
                 {
+                    cancellationToken.ThrowIfCancellationRequested();
                     written += bytes;
                     progress?.Report(total == 0 ? 1 : (double)written / total);
                 });
             }
+            var totalBytes = output.Length + (data?.Length ?? 0);
+            dataFile?.Commit();
+            outputFile.Commit();
             progress?.Report(1);
-            return new OnnxWriteResult(path, dataPath, output.Length + (data?.Length ?? 0));
+            return new OnnxWriteResult(path, dataPath, totalBytes);
         }
         finally
         {

@@ -81,7 +81,7 @@ internal static class BenchCommand
         var command = new Command("bench-report", "Print the table of a bench --json report again, and draw its chart.") { json, chart, markdown, title };
         command.SetAction(result =>
         {
-            var report = BenchJson.Deserialize(File.ReadAllText(result.GetValue(json)!));
+            var report = BenchJson.ReadReport(result.GetValue(json)!);
             Publish(report, result.GetValue(markdown), result.GetValue(chart), result.GetValue(title));
             return 0;
         });

@@ -212,6 +212,26 @@ internal static class BenchJson
     /// <summary>Reads a report written by <see cref="Serialize"/>.</summary>
     public static BenchReport Deserialize(string json) =>
         JsonSerializer.Deserialize(json, BenchJsonContext.Default.BenchReport) ?? throw new FormatException("The bench report is 'null'.");
+
+    /// <summary>Reads the report that <c>bench --json</c> wrote to <paramref name="path"/>.</summary>
+    /// <exception cref="InvalidDataException">The file is not such a report; the message names the file and where the JSON went wrong.</exception>
+    public static BenchReport ReadReport(string path)
+    {
+        var json = File.ReadAllText(path);
+        try
+        {
+            return Deserialize(json);
+        }
+        catch (JsonException e)
+        {
+            var where = e.LineNumber is { } line ? $" line {line + 1}, byte {e.BytePositionInLine + 1}" : "";
+            throw new InvalidDataException($"{path}{where}: not a bench --json report ({e.Message})", e);
+        }
+        catch (FormatException e)
+        {
+            throw new InvalidDataException($"{path}: not a bench --json report ({e.Message})", e);
+        }
+    }
 }
 
 /// <summary>The bench types' JSON (de)serializers, generated at compile time: no reflection, so that Native AOT keeps them working.</summary>

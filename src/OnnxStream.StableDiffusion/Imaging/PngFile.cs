@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using OnnxStream.IO;
 using StbImageWriteSharp;
 
 namespace OnnxStream.StableDiffusion.Imaging;
@@ -30,7 +31,7 @@ public static class PngFile
 
     /// <summary>Writes <paramref name="image"/> to <paramref name="path"/> (see <see cref="Encode"/>).</summary>
     public static void Write(string path, RgbImage image, IReadOnlyDictionary<string, string>? text = null) =>
-        File.WriteAllBytes(path, Encode(image, text));
+        AtomicFile.WriteAllBytes(path, Encode(image, text));
 
     /// <summary>The tEXt entries of a PNG file's bytes.</summary>
     public static Dictionary<string, string> ReadText(ReadOnlySpan<byte> png)

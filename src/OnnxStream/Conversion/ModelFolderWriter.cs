@@ -3,6 +3,7 @@ using System.Text;
 using OnnxStream.Graph;
 using OnnxStream.Graph.OnnxFormat;
 using OnnxStream.Graph.Passes;
+using OnnxStream.IO;
 using OnnxStream.Memory;
 using OnnxStream.Tensors;
 using OnnxStream.Weights;
@@ -30,7 +31,7 @@ public static class ModelFolderWriter
     /// <param name="outputFolder">The model folder to write.</param>
     /// <param name="options">Conversion options; null for the defaults (float32, folded).</param>
     /// <param name="progress">Told after each line of model.txt.</param>
-    /// <param name="cancellationToken">Checked between nodes; a cancelled conversion leaves a partial folder.</param>
+    /// <param name="cancellationToken">Checked between nodes; a cancelled or failed conversion leaves the folder as it was.</param>
     /// <returns>What was written, and the peak native memory the conversion needed.</returns>
     /// <exception cref="ModelFormatException">The model is malformed or uses what the format cannot hold; the message says where.</exception>
     public static ConversionResult Convert(string onnxPath, string outputFolder, ModelConversionOptions? options = null,
@@ -45,23 +46,42 @@ public static class ModelFolderWriter
         var rangeData = options.RangeDataPath is { } rangePath ? RangeData.Read(rangePath) : null;
         var shapes = StaticShapeInference.Infer(graph);
 
-        Directory.CreateDirectory(outputFolder);
-        foreach (var stale in Directory.EnumerateFiles(outputFolder, "*.bin")
-                     .Concat([Path.Combine(outputFolder, "model.txt"), Path.Combine(outputFolder, RangeData.FileName)]))
-            File.Delete(stale);
-
-        var writer = new FolderWriter(outputFolder, options, graph, shapes);
-        using (var text = new StreamWriter(Path.Combine(outputFolder, "model.txt"), append: false, Utf8) { NewLine = "\n" })
+        // Everything is written to a temporary folder beside the output and moved in at the end, so that a failed or
+        // cancelled conversion leaves no partial folder (and an existing one as it was).
+        var existed = Directory.Exists(outputFolder);
+        var output = Directory.CreateDirectory(outputFolder);
+        var staging = Directory.CreateDirectory(AtomicFile.TemporaryPathFor(output.FullName));
+        FolderWriter writer;
+        try
         {
-            for (var i = 0; i < graph.Nodes.Count; i++)
+            writer = new FolderWriter(staging.FullName, options, graph, shapes);
+            using (var text = new StreamWriter(Path.Combine(staging.FullName, "model.txt"), append: false, Utf8) { NewLine = "\n" })
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                var node = graph.Nodes[i];
-                text.WriteLine(writer.Line(node));
-                progress?.Report(new ConversionProgress(i + 1, graph.Nodes.Count, node.Name, writer.FilesWritten, writer.BytesWritten));
+                for (var i = 0; i < graph.Nodes.Count; i++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var node = graph.Nodes[i];
+                    text.WriteLine(writer.Line(node));
+                    progress?.Report(new ConversionProgress(i + 1, graph.Nodes.Count, node.Name, writer.FilesWritten, writer.BytesWritten));
+                }
             }
+            if (rangeData is not null) File.WriteAllBytes(Path.Combine(staging.FullName, RangeData.FileName), rangeData);
+            foreach (var stale in output.EnumerateFiles("*.bin").Select(f => f.FullName)
+                         .Concat([Path.Combine(output.FullName, "model.txt"), Path.Combine(output.FullName, RangeData.FileName)]))
+                File.Delete(stale);
+            // model.txt last: a folder with it is complete.
+            foreach (var file in staging.EnumerateFiles().OrderBy(f => f.Name == "model.txt"))
+                file.MoveTo(Path.Combine(output.FullName, file.Name));
         }
-        if (rangeData is not null) File.WriteAllBytes(Path.Combine(outputFolder, RangeData.FileName), rangeData);
+        catch when (!existed)
+        {
+            output.Delete(recursive: true);
+            throw;
+        }
+        finally
+        {
+            if (Directory.Exists(staging.FullName)) staging.Delete(recursive: true);
+        }
         return new ConversionResult(Path.GetFullPath(outputFolder), graph.Nodes.Count, writer.FilesWritten, writer.BytesWritten,
             writer.LargestWeightBytes, writer.Allocator.PeakBytes);
     }

@@ -296,9 +296,22 @@ public sealed class InferenceSession : IDisposable
             if (context is not null)
                 foreach (var output in context.Outputs) output?.Dispose();
             foreach (var tensor in converted) tensor.Dispose();
-            foreach (var (descriptor, tensor) in acquired) _weights.Release(descriptor, tensor);
+            // Every weight is released even if one release fails (a memory-mapped file truncated while the operation read it).
+            Exception? releaseError = null;
+            foreach (var (descriptor, tensor) in acquired)
+            {
+                try
+                {
+                    _weights.Release(descriptor, tensor);
+                }
+                catch (IOException e)
+                {
+                    releaseError ??= e;
+                }
+            }
             if (readers is not null)
                 foreach (var reader in readers.Values) reader.Dispose();
+            if (releaseError is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(releaseError);
         }
     }
 

@@ -1,5 +1,6 @@
 using System.IO.MemoryMappedFiles;
 using OnnxStream.Graph;
+using OnnxStream.Interop;
 using OnnxStream.Kernels;
 using OnnxStream.Memory;
 using OnnxStream.Tensors;
@@ -19,9 +20,11 @@ namespace OnnxStream.Weights;
 /// end (<see cref="NativeAllocator.OverAllocationBytes"/>) would leave the mapping is copied instead
 /// (rare: it needs the file's size within 16 bytes of a multiple of the page size). Before each weight
 /// is handed out the file's current length is checked against its range, so a file truncated after it
-/// was mapped fails the run (a <see cref="ModelFormatException"/> naming the file) instead of faulting;
-/// a file truncated while an operation reads it still faults: do not rewrite model files while a
-/// session uses them.
+/// was mapped fails the run (a <see cref="ModelFormatException"/> naming the file). A file truncated while
+/// an operation reads it would fault (SIGBUS, which ends the process): each mapping is registered with the
+/// native shim's guard (<c>osn_mapping_guard_add</c>), whose SIGBUS handler maps zero pages over the part
+/// past the new end and counts the fault, and <see cref="Release"/> then fails the operation with an
+/// <see cref="IOException"/> naming the file. Do not rewrite model files while a session uses them.
 /// </remarks>
 public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
 {
@@ -68,18 +71,30 @@ public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
             if (end + NativeAllocator.OverAllocationBytes <= mapping.ReadableBytes)
                 return Tensor.Wrap(type, weight.Shape, data, weight.Quantization);
             var copy = Tensor.Allocate(type, weight.Shape, _allocator, weight.Quantization);
-            new ReadOnlySpan<byte>(data, (int)location.Length).CopyTo(copy.Bytes);
+            try
+            {
+                new ReadOnlySpan<byte>(data, (int)location.Length).CopyTo(copy.Bytes);
+                mapping.ThrowIfFaulted(weight);
+            }
+            catch
+            {
+                copy.Dispose();
+                throw;
+            }
             return copy;
         }
     }
 
-    /// <summary>The mapping of <paramref name="path"/>, mapped anew if the file has grown past it since it was mapped.</summary>
+    /// <summary>
+    /// The mapping of <paramref name="path"/>, mapped anew if the file has grown past it since it was mapped, or if it faulted
+    /// (its file was truncated under it: the mapping reads zeros there now).
+    /// </summary>
     private Mapping MappingFor(string path, long end)
     {
         var key = Path.GetFullPath(path);
         if (_mappings.TryGetValue(key, out var mapping))
         {
-            if (end <= mapping.Capacity) return mapping;
+            if (end <= mapping.Capacity && !mapping.Faulted) return mapping;
             // Tensors over the old mapping may still be in use by this operation: keep it until Dispose.
             _mappings.Remove(key);
             _retired.Add(mapping);
@@ -95,7 +110,7 @@ public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
             map = MemoryMappedFile.CreateFromFile(stream, mapName: null, capacity: 0, MemoryMappedFileAccess.CopyOnWrite,
                 HandleInheritability.None, leaveOpen: true);
             view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.CopyOnWrite);
-            mapping = new Mapping(stream, map, view, length);
+            mapping = new Mapping(key, stream, map, view, length);
         }
         catch
         {
@@ -108,8 +123,20 @@ public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
         return mapping;
     }
 
-    /// <inheritdoc />
-    public void Release(TensorDescriptor weight, Tensor tensor) => tensor.Dispose();
+    /// <summary>
+    /// Disposes <paramref name="tensor"/>; throws when its file was truncated while the operation read it (it read zeros past
+    /// the file's new end).
+    /// </summary>
+    /// <exception cref="IOException">The weight's file shrank while mapped; the message names it.</exception>
+    public void Release(TensorDescriptor weight, Tensor tensor)
+    {
+        tensor.Dispose();
+        if (weight.Location is not { Inline: null } location) return;
+        lock (_gate)
+        {
+            if (!_disposed && _mappings.TryGetValue(Path.GetFullPath(location.Path), out var mapping)) mapping.ThrowIfFaulted(weight);
+        }
+    }
 
     /// <inheritdoc />
     public void BeginRun() { }
@@ -135,8 +162,11 @@ public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
         private readonly MemoryMappedFile _map;
         private readonly MemoryMappedViewAccessor _view;
 
-        public Mapping(FileStream file, MemoryMappedFile map, MemoryMappedViewAccessor view, long capacity)
+        private readonly int _guard;
+
+        public Mapping(string path, FileStream file, MemoryMappedFile map, MemoryMappedViewAccessor view, long capacity)
         {
+            Path = path;
             File = file;
             _map = map;
             _view = view;
@@ -146,7 +176,14 @@ public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
             Pointer = pointer + view.PointerOffset;
             // The last page is mapped whole: bytes past the file's end up to the page's end read as zero.
             ReadableBytes = (capacity + Environment.SystemPageSize - 1) / Environment.SystemPageSize * Environment.SystemPageSize;
+            int guard;
+            var status = NativeMethods.osn_mapping_guard_add(Pointer, (nuint)ReadableBytes, &guard);
+            if (status != 0) view.SafeMemoryMappedViewHandle.ReleasePointer();
+            NativeStatus.Check(status);
+            _guard = guard;
         }
+
+        public string Path { get; }
 
         public FileStream File { get; }
 
@@ -159,8 +196,29 @@ public sealed unsafe class MemoryMappedWeightsProvider : IWeightsProvider
         /// <summary>The file's first byte.</summary>
         public byte* Pointer { get; }
 
+        /// <summary>Whether a read of this mapping faulted (its file was truncated under it).</summary>
+        public bool Faulted
+        {
+            get
+            {
+                long faults;
+                NativeStatus.Check(NativeMethods.osn_mapping_guard_faults(_guard, &faults));
+                return faults != 0;
+            }
+        }
+
+        /// <summary>Throws if a read of this mapping faulted (its file was truncated under it).</summary>
+        public void ThrowIfFaulted(TensorDescriptor weight)
+        {
+            if (!Faulted) return;
+            var now = System.IO.File.Exists(Path) ? $"{new FileInfo(Path).Length} bytes" : "deleted";
+            throw new IOException($"weight file {Path} shrank while mapped ({Capacity} bytes when mapped, now {now}): '{weight.Name}' read zeros past its end. " +
+                                  "Do not rewrite model files while a session uses them.");
+        }
+
         public void Dispose()
         {
+            NativeStatus.Check(NativeMethods.osn_mapping_guard_remove(_guard));
             _view.SafeMemoryMappedViewHandle.ReleasePointer();
             _view.Dispose();
             _map.Dispose();

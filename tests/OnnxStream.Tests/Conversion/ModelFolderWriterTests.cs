@@ -186,4 +186,35 @@ internal sealed class ModelFolderWriterTests
 
     private static float[] Floats(string folder, string file) =>
         MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(Path.Combine(folder, file))).ToArray();
+
+    /// <summary>A conversion cancelled half-way leaves no new folder, and an existing folder as it was (no partial model.txt or .bin).</summary>
+    [Test]
+    public void A_cancelled_conversion_leaves_no_partial_folder()
+    {
+        var onnx = Model(int64Two: false).Save(_folder);
+        var fresh = Path.Combine(_folder, "fresh");
+        Assert.Catch<OperationCanceledException>(() => ConvertCancellingAfterTwoNodes(onnx, fresh));
+        Assert.That(Directory.Exists(fresh), Is.False);
+
+        var existing = Path.Combine(_folder, "existing");
+        ModelFolderWriter.Convert(onnx, existing, new ModelConversionOptions { Fold = false });
+        var before = Directory.GetFiles(existing).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes);
+        Assert.Catch<OperationCanceledException>(() => ConvertCancellingAfterTwoNodes(onnx, existing));
+        Assert.That(Directory.GetFiles(existing).ToDictionary(f => Path.GetFileName(f), File.ReadAllBytes), Is.EqualTo(before));
+        Assert.That(Directory.GetFileSystemEntries(_folder).Select(Path.GetFileName), Is.EquivalentTo(new[] { Path.GetFileName(onnx), "existing" }), "no staging folder left");
+    }
+
+    private static void ConvertCancellingAfterTwoNodes(string onnx, string output)
+    {
+        using var cancellation = new CancellationTokenSource();
+        ModelFolderWriter.Convert(onnx, output, new ModelConversionOptions(), new CancelAfter(cancellation, 2), cancellation.Token);
+    }
+
+    private sealed class CancelAfter(CancellationTokenSource cancellation, int nodes) : IProgress<ConversionProgress>
+    {
+        public void Report(ConversionProgress value)
+        {
+            if (value.NodesWritten >= nodes) cancellation.Cancel();
+        }
+    }
 }

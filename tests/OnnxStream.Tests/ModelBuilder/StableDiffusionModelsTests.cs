@@ -237,4 +237,25 @@ internal sealed class StableDiffusionModelsTests
             foreach (var tensor in tensors.Values) tensor.Dispose();
         }
     }
+
+    /// <summary>A write cancelled half-way (Ctrl-C during <c>synth</c>) leaves neither model.onnx nor model.onnx_data behind.</summary>
+    [Test]
+    public void A_cancelled_write_leaves_no_partial_file()
+    {
+        var graph = StableDiffusionModels.Build(StableDiffusionModels.ParseComponent("sd15-unet"), ModelScale.Tiny);
+        using var cancellation = new CancellationTokenSource();
+        var folder = Path.Combine(_folder, "cancelled");
+        Assert.Catch<OperationCanceledException>(() => OnnxModelWriter.Write(graph, Path.Combine(folder, "model.onnx"),
+            new OnnxWriteOptions { ExternalData = ExternalDataPolicy.Always }, new HalfWayCancel(cancellation), cancellation.Token));
+        Assert.That(Directory.GetFileSystemEntries(folder), Is.Empty);
+    }
+
+    /// <summary>Cancels its token once half the weights are written.</summary>
+    private sealed class HalfWayCancel(CancellationTokenSource cancellation) : IProgress<double>
+    {
+        public void Report(double value)
+        {
+            if (value >= 0.5) cancellation.Cancel();
+        }
+    }
 }

@@ -131,6 +131,83 @@ internal sealed class MemoryMappedWeightsProviderTests
         Assert.That(allocator.LiveBlocks, Is.Zero);
     }
 
+    /// <summary>
+    /// A file truncated after its weight was handed out, while the operation reads it: the read would fault (SIGBUS, ending
+    /// the test host); it reads zeros instead and the release names the file.
+    /// </summary>
+    [Test]
+    public void A_file_truncated_under_a_weight_in_use_fails_its_release_naming_it_instead_of_faulting()
+    {
+        if (OperatingSystem.IsWindows()) Assert.Ignore("Windows cannot truncate a mapped file");
+        var allocator = new NativeAllocator();
+        using var provider = new MemoryMappedWeightsProvider();
+        var weights = _model.SingleFileGraph().WeightsInUseOrder();
+        provider.Initialize(weights, allocator);
+        var weight = weights.First(w => w.Name == "w1.bin");
+        var tensor = provider.Acquire(weight, CancellationToken.None);
+        using (var file = new FileStream(weight.Location!.Path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete))
+            file.SetLength(0);
+        Assert.That(tensor.Span<float>().ToArray(), Is.All.Zero, "zeros past the file's end, not a fault");
+        var error = Assert.Throws<IOException>(() => provider.Release(weight, tensor))!;
+        Assert.That(error.Message, Does.Contain(weight.Location.Path).And.Contain("shrank"));
+        Assert.That(allocator.LiveBlocks, Is.Zero);
+
+        // The file whole again: the next acquire maps it anew.
+        File.WriteAllBytes(weight.Location.Path, _model.Data);
+        var again = provider.Acquire(weight, CancellationToken.None);
+        Assert.That(again.Bytes.ToArray(), Is.EqualTo(_model.WeightFiles["w1.bin"]));
+        provider.Release(weight, again);
+    }
+
+    /// <summary>The same in a session: the run fails with an error naming the file, leaks nothing, and a later run works again.</summary>
+    [Test]
+    public void A_file_truncated_while_an_operation_reads_it_fails_the_run_naming_it()
+    {
+        if (OperatingSystem.IsWindows()) Assert.Ignore("Windows cannot truncate a mapped file");
+        var reference = _model.Reference();
+        var path = Path.Combine(_model.Folder, "w1.bin");
+        var truncate = true;
+        using var session = new InferenceSession(_model.FolderGraph(), new InferenceSessionOptions
+        {
+            Threads = 2,
+            CustomWeightsProvider = () => new TruncatingProvider(new MemoryMappedWeightsProvider(), path, () => truncate),
+        });
+        using var input = Tensor.From<float>(TinyWeightsModel.X, [2, 3], session.Allocator);
+        var error = Assert.Throws<IOException>(() => session.Run(new Dictionary<string, Tensor> { ["x"] = input }))!;
+        Assert.That(error.Message, Does.Contain(path));
+        Assert.That(session.Allocator.LiveBlocks, Is.EqualTo(1), "only the input is left");
+
+        truncate = false;
+        File.WriteAllBytes(path, _model.WeightFiles["w1.bin"]);
+        using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = input });
+        Assert.That(result.Outputs["y"].Span<float>().ToArray(), Is.EqualTo(reference));
+    }
+
+    /// <summary>Truncates one weight file to 0 bytes right after handing out its weight (while <paramref name="enabled"/>).</summary>
+    private sealed class TruncatingProvider(IWeightsProvider inner, string path, Func<bool> enabled) : IWeightsProvider
+    {
+        public void Initialize(IReadOnlyList<TensorDescriptor> requestOrder, NativeAllocator allocator) => inner.Initialize(requestOrder, allocator);
+
+        public Tensor Acquire(TensorDescriptor weight, CancellationToken cancellationToken)
+        {
+            var tensor = inner.Acquire(weight, cancellationToken);
+            if (enabled() && weight.Location?.Path == path)
+            {
+                using var file = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+                file.SetLength(0);
+            }
+            return tensor;
+        }
+
+        public void Release(TensorDescriptor weight, Tensor tensor) => inner.Release(weight, tensor);
+
+        public void BeginRun() => inner.BeginRun();
+
+        public void EndRun() => inner.EndRun();
+
+        public void Dispose() => inner.Dispose();
+    }
+
     private static int OpenDescriptors(string path) =>
         new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos().Count(fd =>
         {
