@@ -170,4 +170,12 @@ public sealed class InferenceSessionOptions
 
     /// <summary>A range_data.txt for <see cref="ActivationQuantization.Static"/>, read when <see cref="RangeData"/> is null.</summary>
     public string? RangeDataPath { get; set; }
+
+    /// <summary>
+    /// Check each float32 and float16 output of each operation as it is produced (one vectorized read of it) and stop the run
+    /// with a <see cref="NonFiniteValueException"/> naming the model, the operation, the tensor and the element at the first
+    /// NaN or infinity (default false; quantized uint8 outputs hold neither). Models that compute with infinities on purpose
+    /// (e.g. an attention mask of −∞) fail it.
+    /// </summary>
+    public bool CheckFinite { get; set; }
 }
