@@ -4,6 +4,7 @@ using OnnxStream.Cli;
 using OnnxStream.Cli.Bench;
 using OnnxStream.Graph;
 using OnnxStream.Operators;
+using OnnxStream.Runtime;
 
 var root = new RootCommand("onnxstream: run large ONNX models in a small, predictable amount of RAM.");
 root.Subcommands.Add(VersionCommand.Create());
@@ -23,7 +24,7 @@ try
     return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception e) when (e is ArgumentException or ModelFormatException or OperatorException or IOException or UnauthorizedAccessException
-                              or FormatException or NativeKernelException or OperationCanceledException)
+                              or FormatException or NativeKernelException or OperationCanceledException or NonFiniteValueException)
 {
     // Bad input is the user's to fix: say what and where, without a stack trace.
     Console.Error.WriteLine($"error: {e.Message}");

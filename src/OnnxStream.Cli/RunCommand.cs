@@ -38,9 +38,10 @@ internal static class RunCommand
             Description = "Quantize only these operation outputs (node or tensor names, comma-separated or repeated).",
             AllowMultipleArgumentsPerToken = true,
         };
+        var checkFinite = new Option<bool>("--check-finite") { Description = "Stop at the first NaN or infinity an operation produces, naming the operation." };
         var command = new Command("run", "Run a model on .npy inputs.")
         {
-            model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices, quantize, rangeData, quantizeTensors,
+            model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices, quantize, rangeData, quantizeTensors, checkFinite,
         };
         command.SetAction((result, cancellationToken) =>
         {
@@ -54,6 +55,7 @@ internal static class RunCommand
                 AttentionSlices = result.GetValue(slices),
                 ActivationQuantization = result.GetValue(quantize) switch { "dynamic" => ActivationQuantization.Dynamic, "static" => ActivationQuantization.Static, _ => ActivationQuantization.None },
                 RangeDataPath = result.GetValue(rangeData),
+                CheckFinite = result.GetValue(checkFinite),
                 QuantizedTensors = result.GetValue(quantizeTensors) is { Length: > 0 } names
                     ? names.SelectMany(n => n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToHashSet()
                     : null,
