@@ -39,9 +39,10 @@ internal static class RunCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var checkFinite = new Option<bool>("--check-finite") { Description = "Stop at the first NaN or infinity an operation produces, naming the operation." };
+        var lenient = new Option<bool>("--lenient") { Description = "A model.txt shape that differs from the computed one is a warning (the computed one is used), not an error." };
         var command = new Command("run", "Run a model on .npy inputs.")
         {
-            model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices, quantize, rangeData, quantizeTensors, checkFinite,
+            model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices, quantize, rangeData, quantizeTensors, checkFinite, lenient,
         };
         command.SetAction((result, cancellationToken) =>
         {
@@ -66,7 +67,8 @@ internal static class RunCommand
                 options.OperationCompleted = _ => residentBytes.Add(Bench.ProcessMemory.CurrentRssBytes() ?? 0);
             if (options.Threads < 1) throw new ArgumentException("--threads must be at least 1.");
             if (options.AttentionSlices < 1) throw new ArgumentException("--attention-slices must be at least 1.");
-            using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!), options);
+            var loadOptions = new Graph.ModelLoadOptions { Lenient = result.GetValue(lenient), Warning = message => Console.Error.WriteLine($"warning: {message}") };
+            using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!, loadOptions), options);
             if (session.Precision != options.Precision)
                 Console.Error.WriteLine("notice: this CPU has no float16 kernels (XNNPACK needs AVX2 or ARMv8.2 FP16): running fp16-storage instead.");
             var tensors = new Dictionary<string, Tensor>();

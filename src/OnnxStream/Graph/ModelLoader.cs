@@ -14,19 +14,20 @@ public static class ModelLoader
     /// </summary>
     /// <exception cref="ModelFormatException">The model is malformed or uses what is not supported; the message says where.</exception>
     /// <exception cref="FileNotFoundException">There is no model at <paramref name="path"/>.</exception>
-    public static ModelGraph Load(string path)
+    /// <remarks>A model.txt operation output whose declared shape differs from the computed one is an error.</remarks>
+    public static ModelGraph Load(string path) => Load(path, new ModelLoadOptions());
+
+    /// <summary>Loads <paramref name="path"/> as <see cref="Load(string)"/> does, with <paramref name="options"/>.</summary>
+    /// <exception cref="ModelFormatException">The model is malformed or uses what is not supported; the message says where.</exception>
+    /// <exception cref="FileNotFoundException">There is no model at <paramref name="path"/>.</exception>
+    public static ModelGraph Load(string path, ModelLoadOptions options)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (Directory.Exists(path))
-        {
-            var onnx = Path.Combine(path, "model.onnx");
-            return !File.Exists(Path.Combine(path, "model.txt")) && File.Exists(onnx)
-                ? OnnxModelReader.Read(onnx)
-                : LoadTimePasses.Apply(ModelTextReader.Read(path));
-        }
-        return path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)
-            ? OnnxModelReader.Read(path)
-            : LoadTimePasses.Apply(ModelTextReader.Read(path));
+        ArgumentNullException.ThrowIfNull(options);
+        var onnx = Directory.Exists(path) ? Path.Combine(path, "model.onnx") : path;
+        if (Directory.Exists(path) ? !File.Exists(Path.Combine(path, "model.txt")) && File.Exists(onnx) : path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+            return OnnxModelReader.Read(onnx);
+        return LoadTimePasses.Apply(ModelTextReader.Read(path), shapeMismatch: options.Lenient ? message => options.Warning?.Invoke(message) : null);
     }
 
     /// <summary>
@@ -68,4 +69,18 @@ public static class ModelLoader
         };
         return LoadTimePasses.Apply(graph);
     }
+}
+
+/// <summary>How <see cref="ModelLoader"/> treats what a model.txt declares.</summary>
+public sealed class ModelLoadOptions
+{
+    /// <summary>
+    /// An operation output whose declared shape differs from the one computed from its inputs and attributes (a wrong or cut
+    /// line) is reported to <see cref="Warning"/> and the computed shape used, rather than a <see cref="ModelFormatException"/>
+    /// (default false).
+    /// </summary>
+    public bool Lenient { get; set; }
+
+    /// <summary>Told of each problem <see cref="Lenient"/> lets through; null: nobody is.</summary>
+    public Action<string>? Warning { get; set; }
 }
