@@ -16,14 +16,14 @@ internal static class NonFiniteScan
     /// <summary>The index of the first NaN or infinity of a float32 or float16 tensor; -1 when there is none or it holds another type.</summary>
     public static int FirstNonFinite(Tensor tensor, int threads = 1) => tensor.ElementType switch
     {
-        ElementType.Float32 => First(MemoryMarshal.Cast<float, uint>(tensor.Span<float>()), 0x7FFF_FFFFu, 0x7F7F_FFFFu, threads),
-        ElementType.Float16 => First(MemoryMarshal.Cast<Half, ushort>(tensor.Span<Half>()), (ushort)0x7FFF, (ushort)0x7BFF, threads),
+        ElementType.Float32 => First(MemoryMarshal.Cast<float, int>(tensor.Span<float>()), 0x7FFF_FFFF, 0x7F7F_FFFF, threads),
+        ElementType.Float16 => First(MemoryMarshal.Cast<Half, short>(tensor.Span<Half>()), (short)0x7FFF, (short)0x7BFF, threads),
         _ => -1,
     };
 
     /// <summary>Whether <paramref name="values"/> holds a NaN.</summary>
     public static bool HasNaN(ReadOnlySpan<float> values, int threads = 1) =>
-        First(MemoryMarshal.Cast<float, uint>(values), 0x7FFF_FFFFu, 0x7F80_0000u, threads) >= 0;
+        First(MemoryMarshal.Cast<float, int>(values), 0x7FFF_FFFF, 0x7F80_0000, threads) >= 0;
 
     /// <summary>Replaces every −∞ of <paramref name="values"/> by NaN.</summary>
     public static void NegativeInfinityToNaN(Span<float> values)
@@ -57,6 +57,7 @@ internal static class NonFiniteScan
         return found == int.MaxValue ? -1 : found;
     }
 
+    /// <remarks>The sign cleared, the bits compare as positive signed integers (one instruction); four vectors a test.</remarks>
     private static int First<T>(ReadOnlySpan<T> bits, T abs, T threshold) where T : unmanaged, IBinaryInteger<T>
     {
         var i = 0;
@@ -64,8 +65,16 @@ internal static class NonFiniteScan
         {
             var vectorAbs = new Vector<T>(abs);
             var vectorThreshold = new Vector<T>(threshold);
-            for (; i <= bits.Length - Vector<T>.Count; i += Vector<T>.Count)
-                if (Vector.GreaterThanAny(new Vector<T>(bits[i..]) & vectorAbs, vectorThreshold)) break;
+            var count = Vector<T>.Count;
+            ref var start = ref MemoryMarshal.GetReference(bits);
+            for (; i <= bits.Length - 4 * count; i += 4 * count)
+            {
+                var any = Vector.GreaterThan(Vector.LoadUnsafe(ref start, (nuint)i) & vectorAbs, vectorThreshold) |
+                          Vector.GreaterThan(Vector.LoadUnsafe(ref start, (nuint)(i + count)) & vectorAbs, vectorThreshold) |
+                          Vector.GreaterThan(Vector.LoadUnsafe(ref start, (nuint)(i + 2 * count)) & vectorAbs, vectorThreshold) |
+                          Vector.GreaterThan(Vector.LoadUnsafe(ref start, (nuint)(i + 3 * count)) & vectorAbs, vectorThreshold);
+                if (any != Vector<T>.Zero) break;
+            }
         }
         for (; i < bits.Length; i++)
             if ((bits[i] & abs) > threshold) return i;
