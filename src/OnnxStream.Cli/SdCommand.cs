@@ -71,6 +71,7 @@ internal static class SdCommand
                           "after each step, a latent to decode); --check-finite false lets it through to the image.",
             DefaultValueFactory = _ => true,
         };
+        var lenient = new Option<bool>("--lenient") { Description = "A model.txt shape that differs from the computed one is a warning (the computed one is used), not an error." };
         var karras = new Option<bool>("--karras") { Description = "Karras sigma spacing (k-diffusion samplers: not ddim, ddpm, lcm, tcd)." };
         var memoryReport = new Option<bool>("--memory-report") { Description = "Print the peak tracked bytes of each step and the peak RSS." };
         var batch = new Option<bool>("--batch-cfg") { Description = "Run both guidance passes as one batch of two (UNets exported with a dynamic batch)." };
@@ -79,7 +80,7 @@ internal static class SdCommand
         {
             xl, turbo, modelsPath, layout, opsPrintf, output, decodeLatents, prompt, negative, num, steps, seed, saveLatents, calibrate, rangeData, notTiled,
             res, width, height, ram, download, rpi, rpiLowmem, threads, previewSteps, previewStepsX8, decodeSteps, embed, sampler, cfg, karras, memoryReport, batch,
-            checkFinite,
+            checkFinite, lenient,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -117,6 +118,7 @@ internal static class SdCommand
                 CalibrateDecoder = result.GetValue(calibrate),
                 DecoderRangeDataPath = result.GetValue(rangeData),
                 CheckFinite = result.GetValue(checkFinite),
+                ModelLoading = new Graph.ModelLoadOptions { Lenient = result.GetValue(lenient), Warning = message => Console.Error.WriteLine($"warning: {message}") },
             };
             var pipeline = new StableDiffusionPipeline(options);
             var clock = Stopwatch.StartNew();

@@ -9,6 +9,7 @@ namespace OnnxStream.StableDiffusion.Pipeline;
 public sealed class OnnxStreamBackend : IInferenceBackend
 {
     private readonly Func<ComponentRole, ModelGraph, InferenceSessionOptions> _options;
+    private readonly ModelLoadOptions _loading = new();
 
     /// <summary>A backend whose sessions take the options <paramref name="options"/> gives for each component.</summary>
     public OnnxStreamBackend(Func<ComponentRole, InferenceSessionOptions> options)
@@ -17,7 +18,11 @@ public sealed class OnnxStreamBackend : IInferenceBackend
         _options = (role, _) => options(role);
     }
 
-    private OnnxStreamBackend(Func<ComponentRole, ModelGraph, InferenceSessionOptions> options) => _options = options;
+    private OnnxStreamBackend(Func<ComponentRole, ModelGraph, InferenceSessionOptions> options, ModelLoadOptions loading)
+    {
+        _options = options;
+        _loading = loading;
+    }
 
     /// <summary>
     /// The session options of a memory profile: <see cref="MemoryProfile.LowMemory"/> streams every weight with
@@ -31,7 +36,7 @@ public sealed class OnnxStreamBackend : IInferenceBackend
     /// <summary>
     /// The backend of a pipeline with <paramref name="options"/>: the sessions of <see cref="ForProfile"/> for its memory
     /// profile and threads, each operation reported to <see cref="StableDiffusionOptions.OperationCompleted"/> and checked as
-    /// <see cref="StableDiffusionOptions.CheckFinite"/> says, and a VAE
+    /// <see cref="StableDiffusionOptions.CheckFinite"/> says, models loaded with <see cref="StableDiffusionOptions.ModelLoading"/>, and a VAE
     /// decoder with uint8 weights run as W8A8 (static activation quantization) when it has a range_data.txt
     /// (<see cref="StableDiffusionOptions.DecoderRangeDataPath"/>, else its folder's), as the original runs <c>vae_decoder_qu8/</c>;
     /// without one it runs in float32 on its dequantized weights.
@@ -62,13 +67,13 @@ public sealed class OnnxStreamBackend : IInferenceBackend
                 }
             }
             return session;
-        });
+        }, options.ModelLoading);
     }
 
     /// <inheritdoc />
     public IComponentModel Open(string modelPath, ComponentRole role, IReadOnlyDictionary<string, int[]>? inputShapes = null)
     {
-        var graph = inputShapes is null ? ModelLoader.Load(modelPath) : ModelLoader.Load(modelPath, inputShapes);
+        var graph = inputShapes is null ? ModelLoader.Load(modelPath, _loading) : ModelLoader.Load(modelPath, inputShapes);
         return new Model(new InferenceSession(graph, _options(role, graph)));
     }
 

@@ -138,4 +138,10 @@ public sealed class StableDiffusionOptions
     /// goes on to the image (a black or uniform one).
     /// </summary>
     public bool CheckFinite { get; set; } = true;
+
+    /// <summary>
+    /// How the OnnxStream backend loads the models (e.g. <see cref="Graph.ModelLoadOptions.Lenient"/>: a model.txt shape that differs
+    /// from the computed one is a warning, not an error).
+    /// </summary>
+    public Graph.ModelLoadOptions ModelLoading { get; set; } = new();
 }

@@ -1,5 +1,6 @@
 using OnnxStream.Graph;
 using OnnxStream.Runtime;
+using OnnxStream.StableDiffusion.Pipeline;
 using OnnxStream.Tensors;
 
 namespace OnnxStream.Tests.Graph;
@@ -51,6 +52,18 @@ internal sealed class DeclaredShapeTests
         using var x = Tensor.From<float>(new float[16], [1, 1, 4, 4], session.Allocator);
         using var result = session.Run(new Dictionary<string, Tensor> { ["x"] = x });
         Assert.That(result.Outputs["y"].Shape, Is.EqualTo(new[] { 1, 2, 2, 2 }));
+    }
+
+    [Test]
+    public void The_Stable_Diffusion_backend_loads_as_its_options_say()
+    {
+        var folder = Write("dilations:1,1;group:1;kernel_shape:3,3", "1,2,4,4");
+        var options = new StableDiffusionOptions { ModelsPath = folder, Threads = 1 };
+        Assert.That(() => OnnxStreamBackend.For(options).Open(folder, ComponentRole.UNet), Throws.TypeOf<ModelFormatException>().With.Message.Contains("a lenient load uses the computed shape"));
+        var warnings = new List<string>();
+        options.ModelLoading = new ModelLoadOptions { Lenient = true, Warning = warnings.Add };
+        using var model = OnnxStreamBackend.For(options).Open(folder, ComponentRole.UNet);
+        Assert.That(warnings, Has.Count.EqualTo(2));
     }
 
     [TestCase("1,2,4,4")]

@@ -84,7 +84,7 @@ internal static class ShapeInference
                 if (known.TryGetValue(output.Name, out var found) && Contradicts(output, found.Shape))
                 {
                     var message = $"{node}: output '{output.Name}' is declared [{string.Join(',', output.Shape)}] (0: unknown) but computes to " +
-                                  $"[{string.Join(',', found.Shape)}]: the line or its attributes are wrong or cut";
+                                  $"[{string.Join(',', found.Shape)}]: the line or its attributes are wrong or cut (a lenient load uses the computed shape)";
                     if (mismatch is null) throw new ModelFormatException(message);
                     mismatch(message);
                 }
