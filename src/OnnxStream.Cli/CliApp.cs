@@ -79,5 +79,6 @@ internal static class CliApp
     /// </summary>
     public static bool IsUserError(Exception e) =>
         e is ArgumentException or ModelFormatException or OperatorException or IOException or UnauthorizedAccessException or FormatException
-            or InvalidDataException or NativeKernelException or Memory.TensorTooLargeException or OperationCanceledException;
+            or InvalidDataException or NativeKernelException or Memory.TensorTooLargeException or Runtime.NonFiniteValueException
+            or OperationCanceledException;
 }

@@ -40,9 +40,11 @@ internal static class RunCommand
             AllowMultipleArgumentsPerToken = true,
         };
         var allowOutside = AllowOutsideWeightsOption.Create();
+        var checkFinite = new Option<bool>("--check-finite") { Description = "Stop at the first NaN or infinity an operation produces, naming the operation." };
+        var lenient = new Option<bool>("--lenient") { Description = "A model.txt shape that differs from the computed one is a warning (the computed one is used), not an error." };
         var command = new Command("run", "Run a model on .npy inputs.")
         {
-            model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices, quantize, rangeData, quantizeTensors, allowOutside,
+            model, inputs, outputDir, provider, threads, extra, trace, precision, attention, slices, quantize, rangeData, quantizeTensors, checkFinite, lenient, allowOutside,
         };
         command.SetAction((result, cancellationToken) =>
         {
@@ -56,6 +58,7 @@ internal static class RunCommand
                 AttentionSlices = result.GetValue(slices),
                 ActivationQuantization = result.GetValue(quantize) switch { "dynamic" => ActivationQuantization.Dynamic, "static" => ActivationQuantization.Static, _ => ActivationQuantization.None },
                 RangeDataPath = result.GetValue(rangeData),
+                CheckFinite = result.GetValue(checkFinite),
                 QuantizedTensors = result.GetValue(quantizeTensors) is { Length: > 0 } names
                     ? names.SelectMany(n => n.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).ToHashSet()
                     : null,
@@ -72,7 +75,13 @@ internal static class RunCommand
             if (File.Exists(outputFolder)) throw new IOException($"--output-dir {outputFolder} is a file, not a folder.");
             var directory = Directory.CreateDirectory(outputFolder);
             AtomicFile.EnsureWritable(Path.Combine(directory.FullName, "output.npy"));
-            using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!, new Graph.ModelLoadOptions { AllowWeightsOutsideModelFolder = options.AllowWeightsOutsideModelFolder }), options);
+            var loadOptions = new Graph.ModelLoadOptions
+            {
+                AllowWeightsOutsideModelFolder = options.AllowWeightsOutsideModelFolder,
+                Lenient = result.GetValue(lenient),
+                Warning = message => Console.Error.WriteLine($"warning: {message}"),
+            };
+            using var session = new InferenceSession(Graph.ModelLoader.Load(result.GetValue(model)!, loadOptions), options);
             if (session.Precision != options.Precision)
                 Console.Error.WriteLine("notice: this CPU has no float16 kernels (XNNPACK needs AVX2 or ARMv8.2 FP16): running fp16-storage instead.");
             var tensors = new Dictionary<string, Tensor>();

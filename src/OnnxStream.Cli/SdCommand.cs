@@ -65,6 +65,14 @@ internal static class SdCommand
             DefaultValueFactory = _ => "euler_a",
         };
         var cfg = new Option<float?>("--cfg") { Description = "Classifier-free guidance scale (default 7; Turbo 0 = no unconditional pass)." };
+        Finite(cfg);
+        var checkFinite = new Option<bool>("--check-finite")
+        {
+            Description = "Stop at the first NaN or infinity, naming the model, the step and the operation (every operation's output, the latents " +
+                          "after each step, a latent to decode); --check-finite false lets it through to the image.",
+            DefaultValueFactory = _ => true,
+        };
+        var lenient = new Option<bool>("--lenient") { Description = "A model.txt shape that differs from the computed one is a warning (the computed one is used), not an error." };
         var karras = new Option<bool>("--karras") { Description = "Karras sigma spacing (k-diffusion samplers: not ddim, ddpm, lcm, tcd)." };
         var memoryReport = new Option<bool>("--memory-report") { Description = "Print the peak tracked bytes of each step and the peak RSS." };
         var batch = new Option<bool>("--batch-cfg") { Description = "Run both guidance passes as one batch of two (UNets exported with a dynamic batch)." };
@@ -73,7 +81,8 @@ internal static class SdCommand
         var command = new Command("sd", "Stable Diffusion 1.5, SDXL or SDXL Turbo: text to image.")
         {
             xl, turbo, modelsPath, layout, opsPrintf, output, decodeLatents, prompt, negative, num, steps, seed, saveLatents, calibrate, rangeData, notTiled,
-            res, width, height, ram, download, rpi, rpiLowmem, threads, previewSteps, previewStepsX8, decodeSteps, embed, sampler, cfg, karras, memoryReport, batch, allowOutside,
+            res, width, height, ram, download, rpi, rpiLowmem, threads, previewSteps, previewStepsX8, decodeSteps, embed, sampler, cfg, karras, memoryReport, batch,
+            checkFinite, lenient, allowOutside,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -124,6 +133,8 @@ internal static class SdCommand
                 OperationCompleted = result.GetValue(opsPrintf) ? SdStepOutputs.PrintOperation : null,
                 CalibrateDecoder = result.GetValue(calibrate),
                 DecoderRangeDataPath = result.GetValue(rangeData),
+                CheckFinite = result.GetValue(checkFinite),
+                ModelLoading = new Graph.ModelLoadOptions { Lenient = result.GetValue(lenient), Warning = message => Console.Error.WriteLine($"warning: {message}") },
             };
             var pipeline = new StableDiffusionPipeline(options);
             var clock = Stopwatch.StartNew();
@@ -188,6 +199,13 @@ internal static class SdCommand
     private static void AtLeastOne<T>(Option<T> option) => option.Validators.Add(result =>
     {
         if (GivenNumber(result) is { } value && value < 1) result.AddError($"{option.Name} must be at least 1, not {value}.");
+    });
+
+    /// <summary>Refuses NaN and infinities (which float parsing accepts: "nan", "Infinity") at parse time.</summary>
+    internal static void Finite(Option<float?> option) => option.Validators.Add(result =>
+    {
+        if (result.Tokens is [var token] && float.TryParse(token.Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && !float.IsFinite(value))
+            result.AddError($"{option.Name} must be a finite number, not {token.Value}.");
     });
 
     private static void MultipleOf8(Option<int?> option) => option.Validators.Add(result =>

@@ -39,7 +39,8 @@ public sealed class OnnxStreamBackend : IInferenceBackend
 
     /// <summary>
     /// The backend of a pipeline with <paramref name="options"/>: the sessions of <see cref="ForProfile"/> for its memory
-    /// profile and threads, each operation reported to <see cref="StableDiffusionOptions.OperationCompleted"/>, and a VAE
+    /// profile and threads, each operation reported to <see cref="StableDiffusionOptions.OperationCompleted"/> and checked as
+    /// <see cref="StableDiffusionOptions.CheckFinite"/> says, models loaded with <see cref="StableDiffusionOptions.ModelLoading"/>, and a VAE
     /// decoder with uint8 weights run as W8A8 (static activation quantization) when it has a range_data.txt
     /// (<see cref="StableDiffusionOptions.DecoderRangeDataPath"/>, else its folder's), as the original runs <c>vae_decoder_qu8/</c>;
     /// without one it runs in float32 on its dequantized weights.
@@ -47,7 +48,8 @@ public sealed class OnnxStreamBackend : IInferenceBackend
     public static OnnxStreamBackend For(StableDiffusionOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var (profile, threads, report, rangeData) = (options.MemoryProfile, options.Threads, options.OperationCompleted, options.DecoderRangeDataPath);
+        var (profile, threads, report, rangeData, checkFinite) =
+            (options.MemoryProfile, options.Threads, options.OperationCompleted, options.DecoderRangeDataPath, options.CheckFinite);
         var allowOutside = options.AllowWeightsOutsideModelFolder;
         return new((role, graph) =>
         {
@@ -59,6 +61,7 @@ public sealed class OnnxStreamBackend : IInferenceBackend
                 AttentionSlices = 16,
                 OperationCompleted = report is null ? null : trace => report(role, trace),
                 AllowWeightsOutsideModelFolder = allowOutside,
+                CheckFinite = checkFinite,
             };
             if (role == ComponentRole.VaeDecoder && graph.Nodes.Any(n => n.Inputs.Any(i => i is { IsWeight: true, Quantization: not null })))
             {
@@ -70,7 +73,12 @@ public sealed class OnnxStreamBackend : IInferenceBackend
                 }
             }
             return session;
-        }, new ModelLoadOptions { AllowWeightsOutsideModelFolder = allowOutside });
+        }, new ModelLoadOptions
+        {
+            AllowWeightsOutsideModelFolder = allowOutside || options.ModelLoading.AllowWeightsOutsideModelFolder,
+            Lenient = options.ModelLoading.Lenient,
+            Warning = options.ModelLoading.Warning,
+        });
     }
 
     /// <inheritdoc />

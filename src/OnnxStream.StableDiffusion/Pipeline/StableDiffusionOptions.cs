@@ -136,4 +136,18 @@ public sealed class StableDiffusionOptions
     /// decoder folder's own range_data.txt.
     /// </summary>
     public string? DecoderRangeDataPath { get; set; }
+
+    /// <summary>
+    /// Stop at the first NaN or infinity (default true): each model's operations are checked as they run (the OnnxStream
+    /// backend's <see cref="Runtime.InferenceSessionOptions.CheckFinite"/>), the latents after each step, and a latent given to
+    /// decode. The <see cref="Runtime.NonFiniteValueException"/> names the model, the step and the operation. False: a NaN
+    /// goes on to the image (a black or uniform one).
+    /// </summary>
+    public bool CheckFinite { get; set; } = true;
+
+    /// <summary>
+    /// How the OnnxStream backend loads the models (e.g. <see cref="Graph.ModelLoadOptions.Lenient"/>: a model.txt shape that differs
+    /// from the computed one is a warning, not an error).
+    /// </summary>
+    public Graph.ModelLoadOptions ModelLoading { get; set; } = new();
 }

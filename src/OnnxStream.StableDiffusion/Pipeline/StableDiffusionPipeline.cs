@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using System.Globalization;
 using Microsoft.Extensions.Options;
 using OnnxStream.StableDiffusion.Decoding;
 using OnnxStream.StableDiffusion.Imaging;
 using OnnxStream.StableDiffusion.Models;
 using OnnxStream.StableDiffusion.Sampling;
 using OnnxStream.StableDiffusion.Tokenization;
+using NonFiniteValueException = OnnxStream.Runtime.NonFiniteValueException;
 
 namespace OnnxStream.StableDiffusion.Pipeline;
 
@@ -145,7 +147,16 @@ public sealed class StableDiffusionPipeline
                 while (sampler.StepIndex < sampler.StepCount)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    sampler.Step(latent, denoiser);
+                    var where = $"image {image + 1} of {images}, denoising step {sampler.StepIndex + 1} of {sampler.StepCount}";
+                    try
+                    {
+                        sampler.Step(latent, denoiser);
+                    }
+                    catch (NonFiniteValueException e)
+                    {
+                        throw new NonFiniteValueException($"{where}: {e.Message}", e.Model, e.Operation, e);
+                    }
+                    CheckFinite(latent, $"{where}: the latent after the step");
                     progress?.Report(new PipelineProgress(PipelineStage.Denoising, image, images, sampler.StepIndex, sampler.StepCount, clock.Elapsed, unet.LastPeakBytes));
                     _options.StepCompleted?.Invoke(new DenoisingStep(image, images, sampler.StepIndex, sampler.StepCount, seed, latent, lastDenoised, latentHeight, latentWidth));
                 }
@@ -166,6 +177,7 @@ public sealed class StableDiffusionPipeline
     private RgbImage Decode(ReadOnlySpan<float> latent, int latentHeight, int latentWidth, int image, int images, Stopwatch clock,
         IProgress<PipelineProgress>? progress, CancellationToken cancellationToken)
     {
+        CheckFinite(latent, "the latent to decode");
         var tiled = TiledDecoding;
         var tileProgress = progress is null ? null : new SynchronousProgress<DecodingProgress>(p =>
             progress.Report(new PipelineProgress(PipelineStage.Decoding, image, images, p.Tile, p.Tiles, clock.Elapsed, p.PeakBytes)));
@@ -195,6 +207,15 @@ public sealed class StableDiffusionPipeline
         var written = path + ".tmp";
         ranges.Save(written); // then renamed: an interrupted calibration leaves the old file whole
         File.Move(written, path, overwrite: true);
+    }
+
+    /// <summary>With <see cref="StableDiffusionOptions.CheckFinite"/>, throws at the first NaN or infinity of <paramref name="values"/>.</summary>
+    private void CheckFinite(ReadOnlySpan<float> values, string what)
+    {
+        if (!_options.CheckFinite) return;
+        for (var i = 0; i < values.Length; i++)
+            if (!float.IsFinite(values[i]))
+                throw new NonFiniteValueException(string.Create(CultureInfo.InvariantCulture, $"{what} holds {values[i]} at element {i} (CheckFinite)"));
     }
 
     /// <summary>The sampler of one image: its noise stream starts from <paramref name="seed"/>.</summary>
@@ -259,6 +280,8 @@ public sealed class StableDiffusionPipeline
     {
         if (string.IsNullOrEmpty(options.ModelsPath)) throw new ArgumentException("ModelsPath is required.");
         if (options.Steps < 1) throw new ArgumentException("Steps must be at least 1.");
+        if (options.GuidanceScale is { } scale && !float.IsFinite(scale))
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"GuidanceScale must be a finite number, not {scale}."));
         if (options.ImageCount < 1) throw new ArgumentException("ImageCount must be at least 1.");
         if (options.Threads < 1) throw new ArgumentException("Threads must be at least 1.");
         if (options.DecoderTileSize < 4) throw new ArgumentException("DecoderTileSize must be at least 4 latent pixels.");

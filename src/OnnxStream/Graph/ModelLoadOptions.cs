@@ -11,4 +11,14 @@ public sealed class ModelLoadOptions
     /// path, so a model cannot read arbitrary files of the machine into its outputs. Set it only for a model you trust.
     /// </summary>
     public bool AllowWeightsOutsideModelFolder { get; set; }
+
+    /// <summary>
+    /// An operation output whose declared shape differs from the one computed from its inputs and attributes (a wrong or cut
+    /// line) is reported to <see cref="Warning"/> and the computed shape used, rather than a <see cref="ModelFormatException"/>
+    /// (default false).
+    /// </summary>
+    public bool Lenient { get; set; }
+
+    /// <summary>Told of each problem <see cref="Lenient"/> lets through; null: nobody is.</summary>
+    public Action<string>? Warning { get; set; }
 }

@@ -12,24 +12,20 @@ public static class ModelLoader
     /// <see cref="ModelTextReader"/>; a folder with no model.txt but a <c>model.onnx</c> loads that. Both then
     /// go through the load-time passes (constant folding, static shape inference, dead node removal).
     /// </summary>
-    /// <exception cref="ModelFormatException">The model is malformed or uses what is not supported; the message says where.</exception>
     /// <param name="path">A model folder, a model.txt or a .onnx file.</param>
-    /// <param name="options">Load options; null for the defaults (every file the model names must be in its folder).</param>
+    /// <param name="options">Load options; null for the defaults (every file the model names must be in its folder; declared shapes checked).</param>
     /// <exception cref="ModelFormatException">The model is malformed, uses what is not supported, or names a file outside its folder; the message says where.</exception>
     /// <exception cref="FileNotFoundException">There is no model at <paramref name="path"/>.</exception>
+    /// <remarks>A model.txt operation output whose declared shape differs from the computed one is an error unless
+    /// <see cref="ModelLoadOptions.Lenient"/>.</remarks>
     public static ModelGraph Load(string path, ModelLoadOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (Directory.Exists(path))
-        {
-            var onnx = Path.Combine(path, "model.onnx");
-            return !File.Exists(Path.Combine(path, "model.txt")) && File.Exists(onnx)
-                ? OnnxModelReader.Read(onnx, options: options)
-                : LoadTimePasses.Apply(ModelTextReader.Read(path, options));
-        }
-        return path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)
-            ? OnnxModelReader.Read(path, options: options)
-            : LoadTimePasses.Apply(ModelTextReader.Read(path, options));
+        options ??= new ModelLoadOptions();
+        var onnx = Directory.Exists(path) ? Path.Combine(path, "model.onnx") : path;
+        if (Directory.Exists(path) ? !File.Exists(Path.Combine(path, "model.txt")) && File.Exists(onnx) : path.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+            return OnnxModelReader.Read(onnx, options: options);
+        return LoadTimePasses.Apply(ModelTextReader.Read(path, options), shapeMismatch: options.Lenient ? message => options.Warning?.Invoke(message) : null);
     }
 
     /// <summary>

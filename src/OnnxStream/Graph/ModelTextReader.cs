@@ -56,6 +56,7 @@ public static class ModelTextReader
         var opType = head[(colon + 1)..];
         var inputs = ParseTensorList(fields[1], "input", folder, $"node '{name}'", allowOmitted: true);
         var outputs = ParseTensorList(fields[2], "output", folder, $"node '{name}'", allowOmitted: false);
+        if (outputs.Length == 0) throw new ModelFormatException("the output list is empty: an operation produces at least one tensor");
         var attributes = fields.Length == 4 ? ParseAttributes(fields[3]) : NodeAttributes.Empty;
         return new GraphNode(name, opType, inputs, outputs!, attributes, "");
     }
@@ -140,7 +141,10 @@ public static class ModelTextReader
         foreach (var pair in field.Split(';'))
         {
             var colon = pair.IndexOf(':');
+            if (pair.Length == 0) throw new ModelFormatException($"the attribute list '{field}' has an empty entry: the line is cut or malformed");
             if (colon <= 0) throw new ModelFormatException($"attribute '{pair}' is not NAME:VALUE");
+            if (pair.IndexOf(',', colon) >= 0 && pair[(colon + 1)..].Split(',').Any(item => item.Trim().Length == 0))
+                throw new ModelFormatException($"attribute '{pair}' has an empty list element: the line is cut or malformed");
             if (!values.TryAdd(pair[..colon], pair[(colon + 1)..]))
                 throw new ModelFormatException($"attribute '{pair[..colon]}' is given twice");
         }

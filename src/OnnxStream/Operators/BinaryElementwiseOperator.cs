@@ -128,7 +128,9 @@ internal abstract unsafe class BinaryElementwiseOperator : IOperator
     private void RunFloat32(OperatorContext context, Tensor a, Tensor b, int[] shape, Tensor output)
     {
         if (output.ElementCount == 0) return;
-        if (a.Shape.Length <= (int)OsnLimits.MaxDims && b.Shape.Length <= (int)OsnLimits.MaxDims)
+        // XNNPACK clamps its result to [-inf, +inf], which turns NaN into -inf: NaN operands take the managed loops, as ONNX Runtime propagates NaN.
+        if (a.Shape.Length <= (int)OsnLimits.MaxDims && b.Shape.Length <= (int)OsnLimits.MaxDims &&
+            !NonFiniteScan.HasNaN(a.Span<float>(), context.Pool.ThreadCount) && !NonFiniteScan.HasNaN(b.Span<float>(), context.Pool.ThreadCount))
             BinaryKernels.Run(context.Pool, Operation, a.Buffer<float>(), a.Shape, b.Buffer<float>(), b.Shape, output.Buffer<float>());
         else
             switch (Operation)

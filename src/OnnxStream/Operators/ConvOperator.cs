@@ -38,7 +38,13 @@ internal sealed class ConvOperator : IOperator
         else if (context.Float16Kernels && x.ElementType == ElementType.Float16)
             Convolve<Half>(context, plan, x, w, b, outputType);
         else
+        {
+            // XNNPACK clamps its result to [-inf, +inf], which turns NaN into -inf: put the NaN back, as ONNX Runtime has it
+            // (an X holding NaN and infinities may also have true -inf results: they become NaN too, still non-finite).
+            var nan = x.ElementType == ElementType.Float32 && NonFiniteScan.HasNaN(x.Span<float>(), context.Pool.ThreadCount);
             Convolve<float>(context, plan, x, w, b, outputType);
+            if (nan && outputType == ElementType.Float32) NonFiniteScan.NegativeInfinityToNaN(context.Outputs[0]!.Span<float>());
+        }
     }
 
     /// <summary>

@@ -50,7 +50,14 @@ internal sealed class SoftmaxOperator : IOperator
             var channels = shape[axis];
             var inner = (int)AxisHelper.Product(shape, axis + 1, shape.Length);
             if (inner == 1)
+            {
                 ActivationKernels.Softmax(context.Pool, outer, channels, xf.Buffer<float>(), result.Buffer<float>());
+                // XNNPACK's clamp turns NaN into -inf: a row with a NaN is all NaN, as in ONNX Runtime.
+                if (NonFiniteScan.FirstNonFinite(result, context.Pool.ThreadCount) >= 0)
+                    for (var row = 0; row < outer; row++)
+                        if (NonFiniteScan.HasNaN(xf.Span<float>().Slice(row * channels, channels)))
+                            result.Span<float>().Slice(row * channels, channels).Fill(float.NaN);
+            }
             else
                 SoftmaxMiddle(context, xf, result, outer, channels, inner);
             if (result != output) Layout.FromFloat32(context, result, output);

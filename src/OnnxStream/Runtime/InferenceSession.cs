@@ -29,6 +29,7 @@ public sealed class InferenceSession : IDisposable
     private readonly HashSet<string>? _quantizedTensors;
     private readonly long _weightSliceBytes;
     private readonly HashSet<(GraphNode Node, int Input)> _slicedWeights = [];
+    private readonly bool _checkFinite;
 
     /// <summary>Loads a model (a model.txt or a model folder) and prepares to run it.</summary>
     /// <exception cref="ModelFormatException">The model is malformed or uses an unsupported operator.</exception>
@@ -56,6 +57,7 @@ public sealed class InferenceSession : IDisposable
             foreach (var input in node.Inputs)
                 if (input is { IsWeight: false }) _uses[input.Name] = _uses.GetValueOrDefault(input.Name) + 1;
         _trace = options.Trace;
+        _checkFinite = options.CheckFinite;
         _operationCompleted = options.OperationCompleted;
         ArgumentOutOfRangeException.ThrowIfLessThan(options.WeightSliceBytes, 1, nameof(options.WeightSliceBytes));
         _weightSliceBytes = options.WeightSliceBytes;
@@ -176,6 +178,7 @@ public sealed class InferenceSession : IDisposable
                 Allocator.TakeIntervalPeak();
                 var node = Graph.Nodes[i];
                 var writtenOver = RunNode(node, _operators[i], live, kept, remaining, callerOwned, cancellationToken);
+                if (_checkFinite) CheckFinite(node, live);
                 if (trace is not null || _operationCompleted is not null)
                 {
                     var entry = new OperationTrace(node.Name, node.OpType, (clock.Elapsed - start).TotalMilliseconds, Allocator.CurrentBytes,
@@ -312,6 +315,21 @@ public sealed class InferenceSession : IDisposable
             if (readers is not null)
                 foreach (var reader in readers.Values) reader.Dispose();
             if (releaseError is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(releaseError);
+        }
+    }
+
+    /// <summary>Throws at the first NaN or infinity of <paramref name="node"/>'s float outputs (<see cref="InferenceSessionOptions.CheckFinite"/>).</summary>
+    private void CheckFinite(GraphNode node, Dictionary<string, Tensor> live)
+    {
+        foreach (var output in node.Outputs)
+        {
+            var tensor = live[output.Name];
+            var index = NonFiniteScan.FirstNonFinite(tensor, _pool.ThreadCount);
+            if (index < 0) continue;
+            var value = tensor.ElementType == ElementType.Float32 ? tensor.Span<float>()[index] : (float)tensor.Span<Half>()[index];
+            throw new NonFiniteValueException(
+                $"{Graph.Source}: {node}: output '{output.Name}' {AxisHelper.Format(tensor.Shape)} holds {value} at element {index}, " +
+                "the first non-finite value of the run (CheckFinite)", Graph.Source, node.Name);
         }
     }
 

@@ -185,4 +185,12 @@ public sealed class InferenceSessionOptions
     /// (when neither <see cref="RangeData"/> nor <see cref="RangeDataPath"/> is set) may be a link that leads out of it.
     /// </summary>
     public bool AllowWeightsOutsideModelFolder { get; set; }
+
+    /// <summary>
+    /// Check each float32 and float16 output of each operation as it is produced (one vectorized read of it) and stop the run
+    /// with a <see cref="NonFiniteValueException"/> naming the model, the operation, the tensor and the element at the first
+    /// NaN or infinity (default false; quantized uint8 outputs hold neither). Models that compute with infinities on purpose
+    /// (e.g. an attention mask of −∞) fail it.
+    /// </summary>
+    public bool CheckFinite { get; set; }
 }

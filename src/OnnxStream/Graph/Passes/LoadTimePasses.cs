@@ -13,14 +13,15 @@ internal static class LoadTimePasses
     /// <summary>Rounds of folding and inference; real exports settle in two or three.</summary>
     private const int MaxRounds = 8;
 
-    public static ModelGraph Apply(ModelGraph graph, OperatorRegistry? registry = null)
+    /// <summary>Applies the passes; <paramref name="shapeMismatch"/>: see <see cref="ShapeInference.Apply"/>.</summary>
+    public static ModelGraph Apply(ModelGraph graph, OperatorRegistry? registry = null, Action<string>? shapeMismatch = null)
     {
         registry ??= OperatorRegistry.Default;
         graph = IdentityElimination.Apply(graph);
         for (var round = 0; round < MaxRounds; round++)
         {
             var folded = ConstantFolding.Apply(graph, registry);
-            var inferred = ShapeInference.Apply(folded, registry);
+            var inferred = ShapeInference.Apply(folded, registry, shapeMismatch);
             var settled = ReferenceEquals(folded, graph) && ReferenceEquals(inferred, folded);
             graph = inferred;
             if (settled) break;

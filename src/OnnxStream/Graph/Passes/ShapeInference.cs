@@ -38,7 +38,13 @@ internal static class ShapeInference
     /// <paramref name="graph"/> with every activation whose type and shape could be inferred carrying them
     /// (<see cref="TensorDescriptor.HasStaticShape"/>); the graph itself when nothing new was found.
     /// </summary>
-    public static ModelGraph Apply(ModelGraph graph, OperatorRegistry? registry = null)
+    /// <param name="graph">The graph.</param>
+    /// <param name="registry">The operators.</param>
+    /// <param name="mismatch">
+    /// Told of each operation output whose shape a model.txt declares (its known dimensions, 0 being unknown) and that
+    /// differs from the inferred one; null: that is a <see cref="ModelFormatException"/>. The inferred shape is kept.
+    /// </param>
+    public static ModelGraph Apply(ModelGraph graph, OperatorRegistry? registry = null, Action<string>? mismatch = null)
     {
         registry ??= OperatorRegistry.Default;
         var known = new Dictionary<string, (ElementType Type, int[] Shape)>(StringComparer.Ordinal);
@@ -74,6 +80,16 @@ internal static class ShapeInference
             foreach (var value in values.Values) value.Dispose();
         }
 
+        foreach (var node in graph.Nodes)
+            foreach (var output in node.Outputs)
+                if (known.TryGetValue(output.Name, out var found) && Contradicts(output, found.Shape))
+                {
+                    var message = $"{node}: output '{output.Name}' is declared [{string.Join(',', output.Shape)}] (0: unknown) but computes to " +
+                                  $"[{string.Join(',', found.Shape)}]: the line or its attributes are wrong or cut (a lenient load uses the computed shape)";
+                    if (mismatch is null) throw new ModelFormatException(message);
+                    mismatch(message);
+                }
+
         var changed = false;
         TensorDescriptor? Update(TensorDescriptor? descriptor)
         {
@@ -87,6 +103,15 @@ internal static class ShapeInference
         var outputsOfGraph = graph.Outputs.Select(o => Update(o)!).ToList();
         return changed ? graph with { Nodes = nodes, Outputs = outputsOfGraph } : graph;
     }
+
+    /// <summary>
+    /// Whether an activation's shape as a model.txt declares it (no type: not yet inferred) with at least one known (non-zero)
+    /// dimension has another rank than <paramref name="inferred"/> or another size in a known dimension. "()" (a scalar or
+    /// unknown) and all-unknown shapes such as "(0)", which unsimplified exports write for any rank, say nothing.
+    /// </summary>
+    private static bool Contradicts(TensorDescriptor declared, int[] inferred) =>
+        !declared.IsWeight && declared.ActivationType is null && declared.Shape.Any(d => d != 0) &&
+        (declared.Shape.Length != inferred.Length || declared.Shape.Where((d, i) => d != 0 && d != inferred[i]).Any());
 
     /// <summary>The node's output types and shapes (null entries: unknown), or null when the node cannot be inferred.</summary>
     private static (ElementType, int[])?[]? Infer(GraphNode node, IOperator op, Dictionary<string, (ElementType Type, int[] Shape)> known,
