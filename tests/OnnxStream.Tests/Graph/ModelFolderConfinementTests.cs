@@ -137,7 +137,10 @@ internal sealed class ModelFolderConfinementTests
         File.WriteAllBytes(Path.Combine(_model, "inside.bin"), Bytes(Secret));
         File.WriteAllText(Path.Combine(_root, "elsewhere", "ranges.txt"), "add,-1,1\n");
         File.CreateSymbolicLink(Path.Combine(_model, "range_data.txt"), Path.Combine(_root, "elsewhere", "ranges.txt"));
-        var graph = ModelLoader.Load(WriteModelText("inside.bin"));
+        // Two operations: the first one's output is not a graph output, so the range file quantizes something.
+        File.WriteAllText(Path.Combine(_model, "model.txt"),
+            "add:Add*input:x(3);inside.bin(float32:3)*output:a(3)\nrelu:Relu*input:a(3)*output:y(3)\n");
+        var graph = ModelLoader.Load(_model);
         var options = new InferenceSessionOptions { ActivationQuantization = ActivationQuantization.Static };
 
         var error = Assert.Throws<ModelFormatException>(() => new InferenceSession(graph, options).Dispose())!;
