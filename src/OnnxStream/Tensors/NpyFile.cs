@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -10,33 +11,55 @@ public static partial class NpyFile
 {
     private static readonly byte[] Magic = [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
+    /// <summary>The longest header accepted (NumPy writes under 100 bytes for any real array; it reads up to 10,000 by default).</summary>
+    private const int MaxHeaderLength = 1 << 20;
+
     /// <summary>Reads a .npy file into a new tensor.</summary>
-    /// <exception cref="FormatException">Not a .npy file, an unsupported dtype, big-endian or Fortran order, or truncated data.</exception>
+    /// <exception cref="FormatException">
+    /// Not a .npy file, a malformed or oversized header or shape, an unsupported dtype, big-endian or Fortran order, or
+    /// truncated data; the message names the file.
+    /// </exception>
     public static Tensor Read(string path, NativeAllocator? allocator = null)
     {
         using var stream = File.OpenRead(path);
-        Span<byte> prefix = stackalloc byte[10];
-        if (stream.ReadAtLeast(prefix, 10, throwOnEndOfStream: false) < 10 || !prefix[..6].SequenceEqual(Magic))
+        var (type, shape, dataLength) = ReadHeader(stream, path);
+        if (stream.Length - stream.Position < dataLength)
+            throw new FormatException($"{path}: the data ({stream.Length - stream.Position} bytes from offset {stream.Position}) is shorter than " +
+                                      $"the {dataLength} bytes {type} [{string.Join(',', shape)}] needs.");
+        var tensor = Tensor.Allocate(type, shape, allocator);
+        if (stream.ReadAtLeast(tensor.Bytes, tensor.Bytes.Length, throwOnEndOfStream: false) < tensor.Bytes.Length)
+        {
+            tensor.Dispose();
+            throw new FormatException($"{path}: the data is shorter than {type} [{string.Join(',', shape)}] needs.");
+        }
+        return tensor;
+    }
+
+    /// <summary>Reads and checks the magic, version and header dictionary; leaves <paramref name="stream"/> at the data.</summary>
+    private static (ElementType Type, int[] Shape, long DataLength) ReadHeader(Stream stream, string path)
+    {
+        Span<byte> prefix = stackalloc byte[12];
+        var read = stream.ReadAtLeast(prefix[..10], 10, throwOnEndOfStream: false);
+        if (read < 10 || !prefix[..6].SequenceEqual(Magic))
             throw new FormatException($"{path} is not a .npy file (no \\x93NUMPY magic).");
         var major = prefix[6];
-        int headerLength;
-        if (major == 1) headerLength = prefix[8] | prefix[9] << 8;
-        else
+        if (major is < 1 or > 3) throw new FormatException($"{path}: .npy format version {major}.{prefix[7]} is not supported (1.0 to 3.0).");
+        long headerLength = prefix[8] | prefix[9] << 8;
+        if (major > 1)
         {
-            Span<byte> more = stackalloc byte[2];
-            stream.ReadExactly(more);
-            headerLength = prefix[8] | prefix[9] << 8 | more[0] << 16 | more[1] << 24;
+            if (stream.ReadAtLeast(prefix[10..], 2, throwOnEndOfStream: false) < 2) throw new FormatException($"{path}: the .npy header is truncated.");
+            headerLength = BinaryPrimitives.ReadUInt32LittleEndian(prefix[8..12]);
         }
+        if (headerLength > MaxHeaderLength)
+            throw new FormatException($"{path}: the .npy header length {headerLength} (at offset 8) is over the {MaxHeaderLength} accepted.");
         var header = new byte[headerLength];
-        if (stream.ReadAtLeast(header, headerLength, throwOnEndOfStream: false) < headerLength)
-            throw new FormatException($"{path}: the .npy header is truncated.");
+        if (stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length)
+            throw new FormatException($"{path}: the .npy header is truncated ({headerLength} bytes announced at offset 8).");
         var text = Encoding.Latin1.GetString(header);
         var descr = HeaderField().Match(text) is { Success: true } d ? d.Groups[1].Value : throw new FormatException($"{path}: no 'descr' in the .npy header.");
         if (text.Contains("'fortran_order': True")) throw new FormatException($"{path}: Fortran-order arrays are not supported.");
         var shapeMatch = ShapeField().Match(text);
         if (!shapeMatch.Success) throw new FormatException($"{path}: no 'shape' in the .npy header.");
-        var shape = shapeMatch.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         var type = descr switch
         {
             "<f4" => ElementType.Float32,
@@ -47,13 +70,19 @@ public static partial class NpyFile
             "|b1" => ElementType.Bool,
             _ => throw new FormatException($"{path}: dtype '{descr}' is not supported (float32, float16, int64, int32, uint8, bool; little-endian)."),
         };
-        var tensor = Tensor.Allocate(type, shape, allocator);
-        if (stream.ReadAtLeast(tensor.Bytes, tensor.Bytes.Length, throwOnEndOfStream: false) < tensor.Bytes.Length)
+        var dims = shapeMatch.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var shape = new int[dims.Length];
+        long elements = 1;
+        for (var i = 0; i < dims.Length; i++)
         {
-            tensor.Dispose();
-            throw new FormatException($"{path}: the data is shorter than {type} [{string.Join(',', shape)}] needs.");
+            if (!int.TryParse(dims[i], NumberStyles.None, CultureInfo.InvariantCulture, out shape[i]))
+                throw new FormatException($"{path}: dimension {i} of the .npy shape, '{dims[i]}', is not a whole number from 0 to {int.MaxValue}.");
+            // Saturates instead of overflowing: any count past int.MaxValue is refused below.
+            elements = shape[i] == 0 || elements == 0 ? 0 : Math.Min((long)int.MaxValue + 1, elements * shape[i]);
         }
-        return tensor;
+        if (elements > int.MaxValue)
+            throw new FormatException($"{path}: the .npy shape ({string.Join(", ", dims)}) has more than {int.MaxValue} elements, more than a tensor holds.");
+        return (type, shape, elements * type.Size());
     }
 
     /// <summary>Writes <paramref name="tensor"/> as a .npy (format 1.0) file.</summary>
