@@ -83,13 +83,14 @@ public static class FuzzSeeds
     {
         var seeds = new List<byte[]>();
 
+        // A strided convolution, a pooling, a flattening Gemm; an int64 input cast to float16.
         var conv = new OnnxGraphBuilder("conv");
-        var x = conv.Input("x", OnnxElementType.Float, 1, 2, 4, 4);
-        var ids = conv.Input("ids", OnnxElementType.Int64, 1, 3);
-        var y = conv.Node("Conv", [x, conv.Parameter("w", [4, 2, 3, 3], WeightInit.FanIn(18)), conv.Parameter("b", [4], WeightInit.Uniform(0.1f))],
-            OnnxAttribute.Ints("pads", 1, 1, 1, 1));
-        conv.Output(conv.Node("Sigmoid", [y]), "y", OnnxElementType.Float, 1, 4, 4, 4);
-        conv.Output(conv.Node("Cast", [ids], OnnxAttribute.Int("to", 1)), "z", OnnxElementType.Float, 1, 3);
+        var pooled = conv.Node("MaxPool", [conv.Node("Relu", [conv.Node("Conv", [conv.Input("x", OnnxElementType.Float, 1, 2, 8, 8),
+            conv.Parameter("w", [4, 2, 3, 3], WeightInit.FanIn(18))], OnnxAttribute.Ints("strides", 2, 2), OnnxAttribute.Ints("pads", 1, 1, 1, 1))])],
+            OnnxAttribute.Ints("kernel_shape", 2, 2), OnnxAttribute.Ints("strides", 2, 2));
+        var logits = conv.Node("Gemm", [conv.Node("Flatten", [pooled]), conv.Parameter("g", [16, 3], WeightInit.Uniform(0.2f))]);
+        conv.Output(logits, "logits", OnnxElementType.Float, 1, 3);
+        conv.Output(conv.Node("Cast", [conv.Input("ids", OnnxElementType.Int64, 1, 3)], OnnxAttribute.Int("to", 10)), "half", OnnxElementType.Float16, 1, 3);
         seeds.Add(Written(conv, workDir, "conv", ExternalDataPolicy.Never));
 
         // An unsimplified export's shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape), a MatMul and a
