@@ -113,10 +113,7 @@ public static class ModelTextReader
         for (var i = 0; i < parts.Length; i++)
             if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out shape[i]))
                 throw new ModelFormatException($"tensor '{tensor}': '{text}' is not a comma-separated list of dimensions");
-        // No tensor holds more than int.MaxValue elements (the product saturates instead of overflowing).
-        long elements = 1;
-        foreach (var dimension in shape) elements = Math.Min((long)int.MaxValue + 1, elements * dimension);
-        if (elements > int.MaxValue)
+        if (!Shapes.FitsInTensor(shape))
             throw new ModelFormatException($"tensor '{tensor}': shape ({text}) has more than {int.MaxValue} elements, more than a tensor holds");
         return shape;
     }

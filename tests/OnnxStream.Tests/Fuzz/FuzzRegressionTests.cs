@@ -1,6 +1,7 @@
 using System.Text;
 using OnnxStream.Fuzz;
 using OnnxStream.Graph;
+using OnnxStream.ModelBuilder;
 
 namespace OnnxStream.Tests.Fuzz;
 
@@ -22,16 +23,22 @@ internal sealed class FuzzRegressionTests
     /// <summary>Runs <paramref name="input"/> through <paramref name="target"/>; returns the user error it was refused with.</summary>
     private Exception Refusal(string target, byte[] input)
     {
+        var outcome = FuzzRunner.Check(target, input, WorkDir(target), new FuzzOptions());
+        Assert.That(outcome.Finding, Is.Null, outcome.Finding?.ToString());
+        Assert.That(outcome.Refusal, Is.Not.Null, "the input parsed");
+        TestContext.Out.WriteLine($"{outcome.Refusal!.GetType().Name}: {outcome.Refusal.Message}");
+        return outcome.Refusal;
+    }
+
+    /// <summary>The target's working folder, prepared by <see cref="FuzzSeeds.Prepare"/>.</summary>
+    private string WorkDir(string target)
+    {
         if (!_workDirs.TryGetValue(target, out var dir))
         {
             _workDirs[target] = dir = Directory.CreateTempSubdirectory($"fuzz-regression-{target}-").FullName;
             FuzzSeeds.Prepare(target, dir);
         }
-        var outcome = FuzzRunner.Check(target, input, dir, new FuzzOptions());
-        Assert.That(outcome.Finding, Is.Null, outcome.Finding?.ToString());
-        Assert.That(outcome.Refusal, Is.Not.Null, "the input parsed");
-        TestContext.Out.WriteLine($"{outcome.Refusal!.GetType().Name}: {outcome.Refusal.Message}");
-        return outcome.Refusal;
+        return dir;
     }
 
     private static byte[] Npy(byte major, string header, int dataBytes = 8)
@@ -74,5 +81,18 @@ internal sealed class FuzzRegressionTests
         // Was: OutOfMemoryException in shape inference, reserving placeholder memory for 2^31 x 24 float32.
         var input = "m:MatMul*input:x(2147483647,3,8);mw.bin(float32:8,2)*output:y()\n"u8.ToArray();
         Assert.That(Refusal("modeltxt", input), Is.TypeOf<ModelFormatException>().With.Message.Contains("more than 2147483647 elements"));
+    }
+
+    [Test]
+    public void Onnx_declared_shape_past_int32_elements()
+    {
+        // The model.txt case in an .onnx file's declared input shape (the same OutOfMemoryException in shape inference).
+        var graph = new OnnxGraphBuilder("huge");
+        var x = graph.Input("x", OnnxElementType.Float, int.MaxValue, 3, 8);
+        graph.Output(graph.Node("MatMul", [x, graph.Parameter("w", [8, 2], WeightInit.Uniform(0.5f))]), "y", OnnxElementType.Float, int.MaxValue, 3, 2);
+        var path = Path.Combine(WorkDir("onnx"), "huge.onnx");
+        OnnxModelWriter.Write(graph, path);
+
+        Assert.That(Refusal("onnx", File.ReadAllBytes(path)), Is.TypeOf<ModelFormatException>().With.Message.Contains("more than 2147483647 elements"));
     }
 }
