@@ -7,8 +7,8 @@ using SharpFuzz;
 const string Usage = """
     usage: OnnxStream.Fuzz run TARGET|all [INPUTS] [--seed N] [--shared DIR|--no-shared] [--findings DIR]
                                           [--time-limit-s N] [--max-alloc-mb N]
-           OnnxStream.Fuzz seeds TARGET DIR     write TARGET's seed corpus to DIR (afl-fuzz -i DIR)
-           OnnxStream.Fuzz afl TARGET           the SharpFuzz loop, under afl-fuzz
+           OnnxStream.Fuzz seeds TARGET DIR     write TARGET's seeds to DIR/in (afl-fuzz -i) and its files to DIR/work
+           OnnxStream.Fuzz afl TARGET WORK      the SharpFuzz loop, under afl-fuzz (WORK: the seeds command's DIR/work)
            OnnxStream.Fuzz repro TARGET FILE... run inputs once each and say what they did
     targets: 
     """;
@@ -49,19 +49,18 @@ switch (args[0])
     }
     case "seeds" when args.Length == 3:
     {
-        var work = Directory.CreateTempSubdirectory("fuzz-seeds-").FullName;
-        var seeds = FuzzSeeds.Prepare(target, work, Directory.Exists(defaultShared) ? defaultShared : null);
-        Directory.CreateDirectory(args[2]);
-        for (var i = 0; i < seeds.Count; i++) File.WriteAllBytes(Path.Combine(args[2], $"seed{i}"), seeds[i]);
-        Directory.Delete(work, recursive: true);
-        Console.WriteLine($"{seeds.Count} seeds in {args[2]}");
+        // DIR/in: the seeds (afl-fuzz -i); DIR/work: the files the inputs refer to, for the afl command. Made here, by
+        // code that is not instrumented: instrumented code may only run inside SharpFuzz's loop.
+        var seeds = FuzzSeeds.Prepare(target, Path.Combine(args[2], "work"), Directory.Exists(defaultShared) ? defaultShared : null);
+        Directory.CreateDirectory(Path.Combine(args[2], "in"));
+        for (var i = 0; i < seeds.Count; i++) File.WriteAllBytes(Path.Combine(args[2], "in", $"seed{i}"), seeds[i]);
+        Console.WriteLine($"{seeds.Count} seeds in {Path.Combine(args[2], "in")}");
         return 0;
     }
-    case "afl":
+    case "afl" when args.Length == 3:
     {
         // afl-fuzz gives each input on stdin; an exception that is not a user error is a crash, a hang its -t timeout.
-        var work = Directory.CreateTempSubdirectory($"fuzz-afl-{target}-").FullName;
-        FuzzSeeds.Prepare(target, work, Directory.Exists(defaultShared) ? defaultShared : null);
+        var work = args[2];
         Fuzzer.OutOfProcess.Run(stream =>
         {
             using var buffer = new MemoryStream();

@@ -38,17 +38,22 @@ case "$1" in
     command -v afl-fuzz >/dev/null || die "afl-fuzz not found (apt-get install afl++)"
     command -v sharpfuzz >/dev/null || die "sharpfuzz not found (dotnet tool install --global SharpFuzz.CommandLine --version 2.3.0; PATH+=:~/.dotnet/tools)"
     bin=$OUT/afl-bin
+    dir=$OUT/afl-$target
+    # The seeds and the working files come from the build that is not instrumented (instrumented code crashes outside
+    # SharpFuzz's loop).
+    dotnet build tests/OnnxStream.Fuzz -c Release -nologo -v quiet >/dev/null
+    rm -rf "$dir/in" "$dir/work"
+    dotnet tests/OnnxStream.Fuzz/bin/Release/net10.0/OnnxStream.Fuzz.dll seeds "$target" "$dir"
     echo "== publish tests/OnnxStream.Fuzz -> ${bin#"$ROOT"/}, instrument the readers' assemblies"
     rm -rf "$bin"
     dotnet publish tests/OnnxStream.Fuzz -c Release -o "$bin" -nologo -v quiet
     # Only the code under test is instrumented (the coverage AFL steers by); the driver and the BCL are not.
     for dll in OnnxStream.dll OnnxStream.StableDiffusion.dll; do sharpfuzz "$bin/$dll"; done
-    dotnet "$bin/OnnxStream.Fuzz.dll" seeds "$target" "$OUT/afl-$target/in"
-    echo "== afl-fuzz (findings in ${OUT#"$ROOT"/}/afl-$target/out; Ctrl-C stops)"
+    echo "== afl-fuzz (findings in ${dir#"$ROOT"/}/out; Ctrl-C stops)"
     # -t: per-input time limit in ms (the .NET start is paid once, SharpFuzz keeps the process); -m none: the .NET
     # runtime reserves far more address space than afl's default limit, so the cap is ulimit's (capped) instead.
-    AFL_SKIP_BIN_CHECK=1 capped afl-fuzz -i "$OUT/afl-$target/in" -o "$OUT/afl-$target/out" -t 10000 -m none "$@" \
-      -- dotnet "$bin/OnnxStream.Fuzz.dll" afl "$target"
+    AFL_SKIP_BIN_CHECK=1 capped afl-fuzz -i "$dir/in" -o "$dir/out" -t 10000 -m none "$@" \
+      -- dotnet "$bin/OnnxStream.Fuzz.dll" afl "$target" "$dir/work"
     ;;
   repro)
     [ $# -ge 3 ] || die "repro needs a target and files"
