@@ -116,6 +116,8 @@ public static class ModelTextReader
         for (var i = 0; i < parts.Length; i++)
             if (!int.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out shape[i]))
                 throw new ModelFormatException($"tensor '{tensor}': '{text}' is not a comma-separated list of dimensions");
+        if (!Shapes.FitsInTensor(shape))
+            throw new ModelFormatException($"tensor '{tensor}': shape ({text}) has more than {int.MaxValue} elements, more than a tensor holds");
         return shape;
     }
 

@@ -15,6 +15,14 @@ public static class Shapes
         return count;
     }
 
+    /// <summary>Whether a tensor of <paramref name="shape"/> (dimensions not negative) has at most int.MaxValue elements, the most one holds.</summary>
+    public static bool FitsInTensor(ReadOnlySpan<int> shape)
+    {
+        long count = 1;
+        foreach (var dimension in shape) count = Math.Min((long)int.MaxValue + 1, count * dimension); // saturates, never overflows
+        return count <= int.MaxValue;
+    }
+
     /// <summary>The NumPy broadcast of two shapes, or false if some axis has two sizes that are not 1.</summary>
     public static bool TryBroadcast(ReadOnlySpan<int> a, ReadOnlySpan<int> b, out int[] shape)
     {

@@ -6,6 +6,13 @@ namespace OnnxStream.Tests.Kernels;
 /// <summary>Plain managed reference implementations and helpers the kernel tests compare against.</summary>
 internal static class Reference
 {
+    /// <summary>Skips the test, naming what is missing, where XNNPACK has no float16 arithmetic.</summary>
+    public static void RequireFloat16()
+    {
+        if (!NativeRuntime.SupportsFloat16)
+            Assert.Ignore("Skipped: this processor has no float16 arithmetic in XNNPACK (it needs AVX2 on x86-64, FP16 arithmetic on arm64).");
+    }
+
     public static float[] RandomFloats(int count, int seed, float min = -1f, float max = 1f)
     {
         var random = new Random(seed);
@@ -230,8 +237,5 @@ internal abstract class KernelTestBase
         }
     }
 
-    protected static void RequireFloat16()
-    {
-        if (!HasFloat16) Assert.Ignore("This processor has no f16 support in XNNPACK (needs AVX2 or arm64 FP16).");
-    }
+    protected static void RequireFloat16() => Reference.RequireFloat16();
 }

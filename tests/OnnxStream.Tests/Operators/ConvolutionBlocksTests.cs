@@ -4,6 +4,7 @@ using OnnxStream.Memory;
 using OnnxStream.Operators;
 using OnnxStream.Runtime;
 using OnnxStream.Tensors;
+using OnnxStream.Tests.Kernels;
 
 namespace OnnxStream.Tests.Operators;
 
@@ -119,7 +120,7 @@ internal sealed class ConvolutionBlocksTests
     [Test]
     public void Float16_arithmetic_in_output_blocks_matches_ORT()
     {
-        if (!NativeRuntime.SupportsFloat16) Assert.Ignore("no float16 arithmetic on this processor");
+        Reference.RequireFloat16();
         _harness.AssertMatchesOrt(new ConvOperator(), "Conv", Same3x3,
             [
                 StoredOperand.Float16Activation(TestInput.Floats("x", [1, 48, 6, 6], 9)),

@@ -2,6 +2,7 @@ using OnnxStream.Kernels;
 using OnnxStream.Operators;
 using OnnxStream.Runtime;
 using OnnxStream.Tensors;
+using OnnxStream.Tests.Kernels;
 
 namespace OnnxStream.Tests.Operators;
 
@@ -62,7 +63,7 @@ internal sealed class MatMulWeightSlicesTests
     [Test]
     public void Float16_arithmetic_weight_slices_match_ORT()
     {
-        if (!NativeRuntime.SupportsFloat16) Assert.Ignore("no float16 arithmetic on this processor");
+        Reference.RequireFloat16();
         _harness.AssertMatchesOrt(new MatMulOperator(), "MatMul", new TestAttributes(),
             [StoredOperand.Float16Activation(TestInput.Floats("a", [40, 48], 4)), StoredOperand.Float16Weight(B)],
             SixteenColumns / 2, float16Arithmetic: true, relative: 1e-2, absolute: 1e-2);

@@ -1,5 +1,6 @@
 using Onnx;
 using OnnxStream.Graph.Passes;
+using OnnxStream.Kernels;
 using OnnxStream.Operators;
 
 namespace OnnxStream.Graph.OnnxFormat;
@@ -48,6 +49,8 @@ internal static class OnnxModelReader
             {
                 var info = declared.GetValueOrDefault(name);
                 var shape = info is null ? [] : ShapeOf(info);
+                if (!Shapes.FitsInTensor(shape))
+                    throw new ModelFormatException($"{path}: '{name}' is declared with shape ({string.Join(',', shape)}), more than {int.MaxValue} elements, more than a tensor holds");
                 activations[name] = descriptor = new TensorDescriptor(name, shape)
                 {
                     ActivationType = info?.Type?.TensorType is { } tensorType ? TensorMaterializer.ElementTypeOf(tensorType.ElemType) : null,
