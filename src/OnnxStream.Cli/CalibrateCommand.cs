@@ -25,6 +25,7 @@ internal static class CalibrateCommand
         command.SetAction((result, cancellationToken) =>
         {
             if (result.GetValue(threads) < 1) throw new ArgumentException("--threads must be at least 1.");
+            IO.AtomicFile.EnsureWritable(result.GetValue(output)!);
             var sets = InputSets(result.GetValue(inputs)!);
             var options = new InferenceSessionOptions { Threads = result.GetValue(threads), AllowWeightsOutsideModelFolder = result.GetValue(allowOutside) };
             var progress = new ConsoleProgress(done => Console.Error.WriteLine($"input set {done} of {sets.Count} done"));

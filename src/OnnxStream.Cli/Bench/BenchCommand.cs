@@ -57,12 +57,14 @@ internal static class BenchCommand
                 Trace = result.GetValue(trace),
                 AllowOutsideWeights = result.GetValue(allowOutside),
             };
+            foreach (var path in new[] { result.GetValue(json), result.GetValue(markdown), result.GetValue(chart) })
+                if (path is not null) IO.AtomicFile.EnsureWritable(path);
             var report = Run(settings, Console.Out, cancellationToken);
             Console.WriteLine();
             var jsonPath = result.GetValue(json);
             if (jsonPath is not null)
             {
-                File.WriteAllText(jsonPath, BenchJson.Serialize(report));
+                IO.AtomicFile.WriteAllText(jsonPath, BenchJson.Serialize(report));
                 Console.WriteLine($"wrote {jsonPath}");
             }
             Publish(report, result.GetValue(markdown), result.GetValue(chart) ?? (jsonPath is null ? null : Path.ChangeExtension(jsonPath, ".png")), result.GetValue(title));
@@ -94,7 +96,7 @@ internal static class BenchCommand
         Console.Write(table);
         if (markdownPath is not null)
         {
-            File.WriteAllText(markdownPath, table);
+            IO.AtomicFile.WriteAllText(markdownPath, table);
             Console.WriteLine($"wrote {markdownPath}");
         }
         if (chartPath is not null)

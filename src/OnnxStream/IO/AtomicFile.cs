@@ -61,6 +61,9 @@ public sealed class AtomicFile : IDisposable
         file.Commit();
     }
 
+    /// <summary>Writes <paramref name="text"/> (UTF-8, no byte order mark) to <paramref name="path"/> as <see cref="WriteAllBytes"/> does.</summary>
+    public static void WriteAllText(string path, string text) => WriteAllBytes(path, new System.Text.UTF8Encoding(false).GetBytes(text));
+
     /// <summary>
     /// Checks, before any work, that <paramref name="path"/> can be written: it is not a directory, its folder exists,
     /// and a file can be created there (one is created and deleted). Returns the full path.

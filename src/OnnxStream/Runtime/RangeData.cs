@@ -84,11 +84,15 @@ public sealed class RangeData
         return data;
     }
 
-    /// <summary>Writes range_data.txt as the original does (<c>NAME,MIN,MAX</c>, lines ending in \r\n), numbers in shortest round-trip form.</summary>
+    /// <summary>
+    /// Writes range_data.txt as the original does (<c>NAME,MIN,MAX</c>, lines ending in \r\n), numbers in shortest round-trip
+    /// form; under a temporary name renamed at the end (<see cref="IO.AtomicFile"/>), so a failed write leaves no partial file.
+    /// </summary>
     public void Save(string path)
     {
-        using var writer = new StreamWriter(path, append: false, new UTF8Encoding(false));
-        Write(writer);
+        var text = new StringWriter(CultureInfo.InvariantCulture);
+        Write(text);
+        IO.AtomicFile.WriteAllText(path, text.ToString());
     }
 
     /// <summary>Writes the ranges, in <see cref="Names"/> order.</summary>

@@ -93,6 +93,15 @@ internal sealed class CliErrorTests
     }
 
     [Test]
+    public void Calibrate_and_bench_check_their_output_files_before_any_work()
+    {
+        // Neither the model nor the inputs exist: the output, a directory, is refused first.
+        CliRunner.AssertUserError(CliRunner.Run("calibrate", "--model", Path.Combine(_folder, "no-model"), "--inputs", _folder, "--out", _folder),
+            _folder, "is a directory");
+        CliRunner.AssertUserError(CliRunner.Run("bench", "--model", Path.Combine(_folder, "no-model.onnx"), "--json", _folder), _folder, "is a directory");
+    }
+
+    [Test]
     public void Only_exceptions_about_input_are_user_errors()
     {
         Assert.Multiple(() =>
