@@ -14,7 +14,7 @@ public sealed class ClipTokenizer
     private readonly Dictionary<string, int> _ids;
     private readonly BytePairEncoder _bpe;
 
-    private ClipTokenizer(ClipVocabulary vocabulary, ClipTokenizerOptions options, string? padFromFolder)
+    private ClipTokenizer(ClipVocabulary vocabulary, ClipTokenizerOptions options, string? padFromFolder, string source)
     {
         if (options.MaxLength < 2)
             throw new ArgumentOutOfRangeException(nameof(options), $"MaxLength is {options.MaxLength}; it must leave room for the start and end tokens.");
@@ -26,7 +26,7 @@ public sealed class ClipTokenizer
         var pad = options.PadToken ?? padFromFolder;
         PadTokenId = pad is null ? EndTokenId
             : _ids.TryGetValue(pad, out var padId) ? padId
-            : throw new InvalidDataException($"The pad token '{pad}' is not in the vocabulary.");
+            : throw new InvalidDataException($"{source}: the pad token '{pad}' is not in the vocabulary.");
     }
 
     /// <summary>The id of <c>&lt;|startoftext|&gt;</c>.</summary>
@@ -58,17 +58,17 @@ public sealed class ClipTokenizer
             : throw new FileNotFoundException($"The tokenizer folder {folder} has neither vocab.json nor vocab.txt.", text);
         if (!File.Exists(merges))
             throw new FileNotFoundException($"The tokenizer folder {folder} has no merges.txt.", merges);
-        return new ClipTokenizer(ClipVocabulary.Load(vocab, merges), options ?? new(), ReadPadToken(Path.Combine(folder, "special_tokens_map.json")));
+        return new ClipTokenizer(ClipVocabulary.Load(vocab, merges), options ?? new(), ReadPadToken(Path.Combine(folder, "special_tokens_map.json")), vocab);
     }
 
     /// <summary>Loads a vocabulary file (<c>.json</c>: Hugging Face token → id; otherwise one token a line, line
     /// index = id) and a merges file (one "a b" a line in rank order, an optional "#version" header line).</summary>
     public static ClipTokenizer FromFiles(string vocabPath, string mergesPath, ClipTokenizerOptions? options = null) =>
-        new(ClipVocabulary.Load(vocabPath, mergesPath), options ?? new(), null);
+        new(ClipVocabulary.Load(vocabPath, mergesPath), options ?? new(), null, vocabPath);
 
     /// <summary>Builds the tokenizer from openai/CLIP's own <c>bpe_simple_vocab_16e6.txt.gz</c>.</summary>
     public static ClipTokenizer FromOpenAiBpe(string bpeGzPath, ClipTokenizerOptions? options = null) =>
-        new(ClipVocabulary.LoadOpenAiBpe(bpeGzPath), options ?? new(), null);
+        new(ClipVocabulary.LoadOpenAiBpe(bpeGzPath), options ?? new(), null, bpeGzPath);
 
     /// <summary>The id of a vocabulary token, or null when it has none.</summary>
     public int? TokenId(string token) => _ids.TryGetValue(token, out var id) ? id : null;

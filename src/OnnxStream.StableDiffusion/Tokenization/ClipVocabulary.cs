@@ -43,11 +43,16 @@ internal sealed class ClipVocabulary
     public static ClipVocabulary LoadOpenAiBpe(string gzPath)
     {
         var lines = new List<string>();
-        using (var reader = new StreamReader(new GZipStream(File.OpenRead(gzPath), CompressionMode.Decompress)))
+        try
         {
+            using var reader = new StreamReader(new GZipStream(File.OpenRead(gzPath), CompressionMode.Decompress));
             reader.ReadLine(); // header
             for (var line = reader.ReadLine(); line is not null && lines.Count < OpenAiMergeCount; line = reader.ReadLine())
                 lines.Add(line);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{gzPath}: not a gzip file ({e.Message})", e);
         }
         if (lines.Count < OpenAiMergeCount)
             throw new InvalidDataException($"{gzPath}: {lines.Count} merges, expected at least {OpenAiMergeCount}.");

@@ -40,6 +40,17 @@ internal sealed class SyntheticTokenizerTests
     }
 
     [Test]
+    public void A_pad_token_missing_from_the_vocabulary_or_a_bpe_file_that_is_not_gzip_is_an_error_naming_the_file()
+    {
+        using var vocab = HandMadeVocabulary.Write(["l o"]);
+        var pad = Assert.Throws<InvalidDataException>(() => ClipTokenizer.FromFiles(vocab.VocabPath, vocab.MergesPath, new ClipTokenizerOptions { PadToken = "no-such-token" }))!;
+        Assert.That(pad.Message, Does.StartWith(vocab.VocabPath).And.Contain("no-such-token"));
+
+        var notGzip = Assert.Throws<InvalidDataException>(() => ClipTokenizer.FromOpenAiBpe(vocab.MergesPath))!;
+        Assert.That(notGzip.Message, Does.StartWith(vocab.MergesPath).And.Contain("not a gzip file"));
+    }
+
+    [Test]
     public void Bpe_merges_by_rank_not_by_position()
     {
         // Merges by rank: 0 "l o", 1 "lo w</w>", 2 "e r</w>", 3 "lo w", 4 "w e".
