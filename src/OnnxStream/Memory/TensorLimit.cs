@@ -35,7 +35,7 @@ public static class TensorLimit
     /// at most <see cref="int.MaxValue"/> elements (the most one tensor can hold).
     /// </summary>
     public static bool Fits(ElementType type, ReadOnlySpan<int> shape, long maxBytes) =>
-        Bytes(type, shape) <= maxBytes && Bytes(ElementType.UInt8, shape) <= int.MaxValue;
+        Bytes(type, shape) <= maxBytes && Kernels.Shapes.FitsInTensor(shape);
 
     /// <summary>Why a tensor does not fit (see <see cref="Fits"/>), for error messages.</summary>
     internal static string Describe(ElementType type, ReadOnlySpan<int> shape, long maxBytes)

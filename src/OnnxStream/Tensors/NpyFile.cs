@@ -73,17 +73,12 @@ public static partial class NpyFile
         };
         var dims = shapeMatch.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var shape = new int[dims.Length];
-        long elements = 1;
         for (var i = 0; i < dims.Length; i++)
-        {
             if (!int.TryParse(dims[i], NumberStyles.None, CultureInfo.InvariantCulture, out shape[i]))
                 throw new FormatException($"{path}: dimension {i} of the .npy shape, '{dims[i]}', is not a whole number from 0 to {int.MaxValue}.");
-            // Saturates instead of overflowing: any count past int.MaxValue is refused below.
-            elements = shape[i] == 0 || elements == 0 ? 0 : Math.Min((long)int.MaxValue + 1, elements * shape[i]);
-        }
-        if (elements > int.MaxValue)
+        if (!Kernels.Shapes.FitsInTensor(shape))
             throw new FormatException($"{path}: the .npy shape ({string.Join(", ", dims)}) has more than {int.MaxValue} elements, more than a tensor holds.");
-        return (type, shape, elements * type.Size());
+        return (type, shape, Kernels.Shapes.ElementCount(shape) * type.Size());
     }
 
     /// <summary>Writes <paramref name="tensor"/> as a .npy (format 1.0) file, atomically (see <see cref="AtomicFile"/>).</summary>
