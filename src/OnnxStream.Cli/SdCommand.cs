@@ -114,7 +114,6 @@ internal static class SdCommand
                 ModelsPath = await SdModelDownload.ResolveAsync(result.GetValue(modelsPath), result.GetValue(download), model, cancellationToken),
                 Layout = result.GetValue(layout) switch { "onnxstream" => ModelFolderLayout.OnnxStream, "diffusers" => ModelFolderLayout.Diffusers, _ => null },
                 Model = model,
-                AllowWeightsOutsideModelFolder = result.GetValue(allowOutside),
                 Prompt = result.GetValue(prompt)!,
                 NegativePrompt = result.GetValue(negative)!,
                 Steps = result.GetValue(steps),
@@ -134,7 +133,12 @@ internal static class SdCommand
                 CalibrateDecoder = result.GetValue(calibrate),
                 DecoderRangeDataPath = result.GetValue(rangeData),
                 CheckFinite = result.GetValue(checkFinite),
-                ModelLoading = new Graph.ModelLoadOptions { Lenient = result.GetValue(lenient), Warning = message => Console.Error.WriteLine($"warning: {message}") },
+                ModelLoading = new Graph.ModelLoadOptions
+                {
+                    AllowWeightsOutsideModelFolder = result.GetValue(allowOutside),
+                    Lenient = result.GetValue(lenient),
+                    Warning = message => Console.Error.WriteLine($"warning: {message}"),
+                },
             };
             var pipeline = new StableDiffusionPipeline(options);
             var clock = Stopwatch.StartNew();

@@ -14,7 +14,7 @@ public sealed class OnnxStreamBackend : IInferenceBackend
     /// <summary>
     /// A backend whose sessions take the options <paramref name="options"/> gives for each component. Models load with the
     /// default <see cref="ModelLoadOptions"/> (files only inside their folders); <see cref="For"/> follows
-    /// <see cref="StableDiffusionOptions.AllowWeightsOutsideModelFolder"/>.
+    /// <see cref="StableDiffusionOptions.ModelLoading"/>.
     /// </summary>
     public OnnxStreamBackend(Func<ComponentRole, InferenceSessionOptions> options)
     {
@@ -50,7 +50,7 @@ public sealed class OnnxStreamBackend : IInferenceBackend
         ArgumentNullException.ThrowIfNull(options);
         var (profile, threads, report, rangeData, checkFinite) =
             (options.MemoryProfile, options.Threads, options.OperationCompleted, options.DecoderRangeDataPath, options.CheckFinite);
-        var allowOutside = options.AllowWeightsOutsideModelFolder;
+        var allowOutside = options.ModelLoading.AllowWeightsOutsideModelFolder;
         return new((role, graph) =>
         {
             var session = new InferenceSessionOptions
@@ -73,12 +73,7 @@ public sealed class OnnxStreamBackend : IInferenceBackend
                 }
             }
             return session;
-        }, new ModelLoadOptions
-        {
-            AllowWeightsOutsideModelFolder = allowOutside || options.ModelLoading.AllowWeightsOutsideModelFolder,
-            Lenient = options.ModelLoading.Lenient,
-            Warning = options.ModelLoading.Warning,
-        });
+        }, options.ModelLoading);
     }
 
     /// <inheritdoc />

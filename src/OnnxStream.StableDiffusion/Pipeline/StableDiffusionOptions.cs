@@ -107,12 +107,6 @@ public sealed class StableDiffusionOptions
     public int Threads { get; set; } = Environment.ProcessorCount;
 
     /// <summary>
-    /// Let the component models read files outside their folders (default false; see
-    /// <see cref="Graph.ModelLoadOptions.AllowWeightsOutsideModelFolder"/>). Used by the default OnnxStream backend.
-    /// </summary>
-    public bool AllowWeightsOutsideModelFolder { get; set; }
-
-    /// <summary>
     /// Called after each denoising step, on the generating thread, with the step's latents (e.g. to write previews). Null
     /// (the default) costs nothing.
     /// </summary>
@@ -147,7 +141,8 @@ public sealed class StableDiffusionOptions
 
     /// <summary>
     /// How the OnnxStream backend loads the models (e.g. <see cref="Graph.ModelLoadOptions.Lenient"/>: a model.txt shape that differs
-    /// from the computed one is a warning, not an error).
+    /// from the computed one is a warning, not an error; <see cref="Graph.ModelLoadOptions.AllowWeightsOutsideModelFolder"/>: the
+    /// component models, and their sessions' range data and decoder calibration, may read files outside their folders).
     /// </summary>
     public Graph.ModelLoadOptions ModelLoading { get; set; } = new();
 }

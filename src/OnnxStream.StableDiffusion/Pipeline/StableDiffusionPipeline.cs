@@ -202,7 +202,7 @@ public sealed class StableDiffusionPipeline
     {
         var tiled = TiledDecoding;
         var ranges = DecoderCalibration.Calibrate(Folder.VaeDecoderUInt8 ?? DecoderPath(tiled, latentHeight, latentWidth), latents, latentHeight, latentWidth, Folder.LatentScale,
-            tiled ? _options.DecoderTileSize : null, new Runtime.InferenceSessionOptions { Threads = _options.Threads, AllowWeightsOutsideModelFolder = _options.AllowWeightsOutsideModelFolder }, cancellationToken);
+            tiled ? _options.DecoderTileSize : null, new Runtime.InferenceSessionOptions { Threads = _options.Threads, AllowWeightsOutsideModelFolder = _options.ModelLoading.AllowWeightsOutsideModelFolder }, cancellationToken);
         var path = DecoderRangeDataPath!;
         var written = path + ".tmp";
         ranges.Save(written); // then renamed: an interrupted calibration leaves the old file whole
